@@ -1,0 +1,172 @@
+"""The capability Protocols: one narrow ability each.
+
+An instrument implements the set it has; code asks for exactly what it needs
+(``async def sweep(t: TemperatureSensor, v: VoltageSource)``) and mypy rejects a call
+with an instrument that lacks one. Every Protocol is ``runtime_checkable`` so the daemon
+can also ask at run time which capabilities an object has (see :mod:`capabilities.introspect`).
+
+Method names are unique across all Protocols, so one object can implement any
+combination without ambiguity. Every method is async: a call may wait on hardware.
+Extend this set, never rename in it: the wire schema mirrors it one to one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Protocol, runtime_checkable
+
+from capabilities.values import (
+    CoolerState,
+    Frame,
+    FrameFormat,
+    Limits,
+    Reading,
+    Roi,
+    SupplyReadback,
+)
+
+
+@runtime_checkable
+class Instrument(Protocol):
+    """The lifecycle every driver has: the supervisor opens it, and closes it on fault or exit."""
+
+    async def open(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+@runtime_checkable
+class Movable(Protocol):
+    """An axis that moves to a position (linear in mm, rotary in degrees)."""
+
+    async def move_abs(self, position: float) -> None:
+        """Start a move to ``position``; returns once the move is commanded."""
+
+    async def move_rel(self, delta: float) -> None:
+        """Start a move by ``delta`` from the current target."""
+
+    async def position(self) -> Reading:
+        """The current (possibly still moving) position."""
+
+    async def wait_settled(self, timeout: float | None = None) -> Reading:
+        """Wait until the axis is at rest within tolerance; returns the final position."""
+
+    async def limits(self) -> Limits:
+        """The travel range the axis accepts."""
+
+
+@runtime_checkable
+class Stoppable(Protocol):
+    """Something in motion that can be stopped now."""
+
+    async def stop(self) -> None: ...
+
+
+@runtime_checkable
+class Readable(Protocol):
+    """A scalar measurement on demand (power meter, multimeter)."""
+
+    async def read(self) -> Reading: ...
+
+
+@runtime_checkable
+class Triggerable(Protocol):
+    """An acquisition that is armed once and then fired."""
+
+    async def arm(self) -> None: ...
+
+    async def trigger(self) -> None: ...
+
+
+@runtime_checkable
+class FrameProducer(Protocol):
+    """A camera: one 2-D image per snap. Streams are repeated snaps driven by the daemon."""
+
+    async def snap(self) -> Frame: ...
+
+    async def frame_format(self) -> FrameFormat: ...
+
+
+@runtime_checkable
+class ExposureControl(Protocol):
+    """Integration time of a detector, in seconds."""
+
+    async def exposure(self) -> float: ...
+
+    async def set_exposure(self, seconds: float) -> None: ...
+
+
+@runtime_checkable
+class RoiSelectable(Protocol):
+    """A sensor that can read out a rectangular sub-region."""
+
+    async def roi(self) -> Roi: ...
+
+    async def set_roi(self, roi: Roi) -> None: ...
+
+    async def sensor_size(self) -> tuple[int, int]:
+        """(width, height) of the full sensor in pixels."""
+
+
+@runtime_checkable
+class Cooled(Protocol):
+    """A sensor with a cooler driven towards a target temperature (°C)."""
+
+    async def cooling_target(self) -> float: ...
+
+    async def set_cooling_target(self, celsius: float) -> None: ...
+
+    async def sensor_temperature(self) -> Reading: ...
+
+    async def cooler_state(self) -> CoolerState: ...
+
+
+@runtime_checkable
+class TemperatureSensor(Protocol):
+    """A thermometer (kelvin unless the unit says otherwise)."""
+
+    async def temperature(self) -> Reading: ...
+
+
+@runtime_checkable
+class VoltageSource(Protocol):
+    """A DC source with a voltage set point and a current limit (compliance)."""
+
+    async def set_voltage(self, volts: float) -> None: ...
+
+    async def voltage_setpoint(self) -> float: ...
+
+    async def set_current_limit(self, amps: float) -> None: ...
+
+    async def current_limit(self) -> float: ...
+
+    async def readback(self) -> SupplyReadback: ...
+
+
+@runtime_checkable
+class Switchable(Protocol):
+    """An output, shutter or relay that is on or off."""
+
+    async def set_on(self, on: bool) -> None: ...
+
+    async def is_on(self) -> bool: ...
+
+
+@runtime_checkable
+class FaultInjectable(Protocol):
+    """Simulated instruments only: make the device misbehave on purpose, for tests and demos.
+
+    ``kind`` is one of ``"raise"`` (next call raises), ``"hang"`` (calls never return),
+    ``"disconnect"`` (the link drops until reopened) or ``"clear"``.
+    """
+
+    async def inject_fault(self, kind: str) -> None: ...
+
+
+@runtime_checkable
+class HasChannels(Protocol):
+    """An instrument with independent channels (a multi-output supply, a multi-input
+    controller). Each channel is itself an object with capabilities; the daemon exposes it
+    as ``<instrument>/<channel>`` and serialises its calls through the parent's task."""
+
+    def channels(self) -> Mapping[str, object]: ...
