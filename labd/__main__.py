@@ -1,0 +1,5 @@
+import sys
+
+from labd.cli import main
+
+sys.exit(main())

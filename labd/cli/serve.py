@@ -1,0 +1,50 @@
+"""``labd serve``: run the daemon until SIGINT/SIGTERM."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+from typing import Any
+
+import trio
+
+from labd.config import LabConfig, default_config, load_config
+from labd.daemon import Daemon
+from labd.errors import ConfigError
+
+
+def register(subparsers: Any) -> None:
+    p = subparsers.add_parser("serve", help="run the daemon (default: the simulated lab)")
+    p.add_argument("--config", "-c", help="lab config TOML (default: the built-in simulated lab)")
+    p.set_defaults(func=serve)
+
+
+def read_config(path: str | None) -> LabConfig:
+    return default_config() if path is None else load_config(path)
+
+
+def serve(args: argparse.Namespace) -> int:
+    try:
+        config = read_config(args.config)
+    except ConfigError as e:
+        print(f"labd: {e}", file=sys.stderr)
+        return 2
+    trio.run(run_until_signal, Daemon(config))
+    return 0
+
+
+async def run_until_signal(daemon: Daemon) -> None:
+    """Run ``daemon`` until SIGINT or SIGTERM, then unwind so every driver is closed."""
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(daemon.run)
+            print("labd: ready", file=sys.stderr, flush=True)
+            async for signum in signals:
+                print(
+                    f"labd: {signal.Signals(signum).name}: shutting down",
+                    file=sys.stderr,
+                    flush=True,
+                )
+                nursery.cancel_scope.cancel()
+                break

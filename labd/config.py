@@ -1,0 +1,231 @@
+"""Lab configuration: a TOML file listing instruments, checked before anything starts.
+
+A config error must be found at load time, with the file, the key (and its line) and a
+hint, because a daemon that fails an hour into a run over a typo loses an hour of data.
+Drivers are constructed here once, without I/O, purely to check their parameters.
+
+Example::
+
+    [daemon]
+    retention_s = 300          # how far back the rings reach
+
+    [instruments.stage]
+    driver = "sim.stage"
+    poll_hz = 10               # publish "stage/position" ten times a second
+    velocity = 20.0            # everything else goes to the driver
+
+    [instruments.meter]
+    driver = "sim.power_meter"
+    stage = "stage"
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any, NoReturn
+
+from drivers.registry import DRIVERS, UnknownDriver, driver_class, parameter_names
+from labd.errors import ConfigError
+
+#: Keys of an instrument table that belong to the daemon, not to the driver.
+DAEMON_KEYS = {"driver", "poll_hz", "frame_fps", "call_timeout_s", "enabled"}
+
+_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]*$")
+
+
+@dataclass(frozen=True)
+class InstrumentSpec:
+    """One instrument as configured: enough to create (and re-create) its driver."""
+
+    name: str
+    driver: str
+    params: dict[str, Any] = field(default_factory=dict)
+    poll_hz: float = 0.0
+    """How often the daemon publishes this instrument's readings (0: never)."""
+    frame_fps: float = 0.0
+    """How often the daemon snaps frames for the live stream (0: only on demand)."""
+    call_timeout_s: float = 10.0
+
+    def create(self) -> object:
+        """A fresh driver instance (no I/O happens until its ``open()``)."""
+        return driver_class(self.driver)(**self.params)
+
+
+@dataclass(frozen=True)
+class RestartPolicy:
+    """How the supervisor restarts a faulted instrument."""
+
+    max_restarts: int = 5
+    """Restarts allowed within ``window_s``; one more fault and the instrument stays faulted."""
+    window_s: float = 60.0
+    backoff_initial_s: float = 0.1
+    backoff_max_s: float = 5.0
+    open_timeout_s: float = 15.0
+    close_timeout_s: float = 3.0
+
+
+@dataclass(frozen=True)
+class LabConfig:
+    instruments: list[InstrumentSpec]
+    restart: RestartPolicy = field(default_factory=RestartPolicy)
+    retention_s: float = 300.0
+    """How far back the shared-memory rings reach."""
+    data_dir: Path | None = None
+    """Where the persister writes ``.arrows`` files (None: do not persist)."""
+    source: str = "<default>"
+
+
+def load_config(path: str | os.PathLike[str]) -> LabConfig:
+    """Read and check the lab config at ``path``; raises :class:`ConfigError`."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read the lab config ({e.strerror})") from None
+    return parse_config(text, source=str(path), base_dir=path.parent)
+
+
+def default_config() -> LabConfig:
+    """The simulated lab that ships with labd (``labd demo`` and tests use it)."""
+    text = resources.files("labd").joinpath("default_lab.toml").read_text()
+    return parse_config(text, source="<default simulated lab>")
+
+
+def parse_config(text: str, *, source: str = "<string>", base_dir: Path | None = None) -> LabConfig:
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{source}: not valid TOML: {e}") from None
+    checker = _Checker(text, source)
+    known_top = {"daemon", "restart", "instruments"}
+    for key in doc:
+        if key not in known_top:
+            checker.fail(
+                key, f"unknown section [{key}]", f"known sections: {', '.join(sorted(known_top))}"
+            )
+    daemon = checker.table(doc, "daemon")
+    restart = checker.table(doc, "restart")
+    instruments = checker.table(doc, "instruments")
+    if not instruments:
+        checker.fail("instruments", "no instruments configured", "add an [instruments.NAME] table")
+
+    specs = [checker.instrument(name, table) for name, table in instruments.items()]
+    try:
+        policy = RestartPolicy(**restart)
+    except TypeError:
+        accepted = ", ".join(RestartPolicy.__dataclass_fields__)
+        checker.fail("restart", "unknown key in [restart]", f"accepted keys: {accepted}")
+    data_dir = daemon.get("data_dir")
+    if data_dir is not None:
+        data_dir = Path(os.path.expanduser(str(data_dir)))
+        if base_dir is not None and not data_dir.is_absolute():
+            data_dir = base_dir / data_dir
+    unknown = set(daemon) - {"retention_s", "data_dir"}
+    if unknown:
+        checker.fail(
+            f"daemon.{sorted(unknown)[0]}", "unknown key", "accepted keys: retention_s, data_dir"
+        )
+    return LabConfig(
+        instruments=specs,
+        restart=policy,
+        retention_s=float(daemon.get("retention_s", 300.0)),
+        data_dir=data_dir,
+        source=source,
+    )
+
+
+class _Checker:
+    """Turns a problem at a key into a ConfigError naming the file, line, key and a hint."""
+
+    def __init__(self, text: str, source: str) -> None:
+        self.lines = text.splitlines()
+        self.source = source
+
+    def line_of(self, key: str) -> int | None:
+        parts = key.split(".")
+        # The table header, then the last key inside it (or the key itself at top level).
+        header = re.compile(r"^\s*\[+\s*" + r"\s*\.\s*".join(map(re.escape, parts[:2])) + r"\s*\]+")
+        start = next((i for i, line in enumerate(self.lines) if header.match(line)), None)
+        if start is None or len(parts) <= 2:
+            return None if start is None else start + 1
+        leaf = re.compile(r"^\s*" + re.escape(parts[-1]) + r"\s*=")
+        for i in range(start + 1, len(self.lines)):
+            if self.lines[i].lstrip().startswith("[") and i > start:
+                break
+            if leaf.match(self.lines[i]):
+                return i + 1
+        return start + 1
+
+    def fail(self, key: str, problem: str, hint: str) -> NoReturn:
+        line = self.line_of(key)
+        where = f"{self.source}:{line}" if line else self.source
+        raise ConfigError(f"{where}: {key}: {problem}. Hint: {hint}")
+
+    def table(self, doc: dict[str, Any], key: str) -> dict[str, Any]:
+        value = doc.get(key, {})
+        if not isinstance(value, dict):
+            self.fail(key, "must be a table", f"write it as [{key}]")
+        return dict(value)
+
+    def instrument(self, name: str, table: Any) -> InstrumentSpec:
+        key = f"instruments.{name}"
+        if not _NAME.match(name):
+            self.fail(
+                key,
+                f"bad instrument name {name!r}",
+                "use letters, digits, '_' or '-', starting with a letter",
+            )
+        if not isinstance(table, dict):
+            self.fail(key, "must be a table", f"write it as [instruments.{name}]")
+        driver = table.get("driver")
+        if not isinstance(driver, str):
+            self.fail(
+                key,
+                "missing 'driver'",
+                f'add driver = "..." (one of: {", ".join(sorted(DRIVERS))})',
+            )
+        params = {k: v for k, v in table.items() if k not in DAEMON_KEYS}
+        numbers: dict[str, float] = {}
+        for k in ("poll_hz", "frame_fps", "call_timeout_s"):
+            if k in table:
+                v = table[k]
+                if not isinstance(v, int | float) or isinstance(v, bool) or v < 0:
+                    self.fail(
+                        f"{key}.{k}",
+                        f"must be a non-negative number, got {v!r}",
+                        f"for example {k} = 10",
+                    )
+                numbers[k] = float(v)
+        try:
+            cls = driver_class(driver)
+        except UnknownDriver as e:
+            self.fail(f"{key}.driver", str(e), "check the spelling against the list above")
+        except ImportError as e:
+            self.fail(
+                f"{key}.driver",
+                f"driver {driver!r} cannot be imported: {e}",
+                "install its dependencies",
+            )
+        accepted = parameter_names(cls)
+        for k in params:
+            if k not in accepted:
+                self.fail(
+                    f"{key}.{k}",
+                    f"unknown parameter for driver {driver}",
+                    f"accepted: {', '.join(accepted) or 'none'}",
+                )
+        spec = InstrumentSpec(name=name, driver=driver, params=params, **numbers)
+        try:
+            spec.create()
+        except Exception as e:  # a driver's own validation of its parameters
+            self.fail(
+                key,
+                f"driver {driver} rejected its parameters: {e}",
+                "see the driver's documentation in docs/drivers/",
+            )
+        return spec

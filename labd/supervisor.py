@@ -1,0 +1,441 @@
+"""The supervisor: one Trio task owns each instrument's driver.
+
+Every call to an instrument is a request queued to the task that owns its driver, so
+calls never interleave on the wire and a driver never needs locks. The owner task also
+decides what a failure means:
+
+* a refused request (:class:`capabilities.InvalidRequest`) goes back to the caller and the
+  instrument stays ready;
+* anything else a driver raises, or a call that outlives its timeout, *faults* the
+  instrument: pending calls fail at once, the driver is closed, and after a back-off it is
+  created and opened again. Too many faults within a window and it stays faulted, with
+  the reason, until someone calls :meth:`Supervisor.reset`.
+
+One instrument's fault never reaches its siblings: each owner runs in its own task and
+catches everything its driver throws.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import enum
+import inspect
+import math
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, TypeVar, cast
+
+import outcome
+import trio
+
+from capabilities import (
+    CAPABILITIES,
+    DeviceError,
+    HasChannels,
+    InvalidRequest,
+    capabilities_of,
+    now,
+)
+from labd.config import InstrumentSpec, RestartPolicy
+from labd.errors import (
+    CallTimeout,
+    CapabilityMissing,
+    InstrumentBusy,
+    InstrumentUnavailable,
+    UnknownInstrument,
+)
+
+T = TypeVar("T")
+
+QUEUE_LIMIT = 256
+"""Calls waiting on one instrument beyond this are refused as busy at once."""
+
+
+class State(enum.Enum):
+    STARTING = "starting"
+    READY = "ready"
+    BUSY = "busy"
+    FAULTED = "faulted"
+    RESTARTING = "restarting"
+    STOPPED = "stopped"
+
+
+@dataclass(frozen=True)
+class StateChange:
+    instrument: str
+    state: State
+    reason: str | None
+    timestamp: float
+
+
+def capability_methods(capability: type) -> list[str]:
+    """The public method names a capability Protocol declares."""
+    return [
+        name
+        for name, value in vars(capability).items()
+        if not name.startswith("_") and callable(value)
+    ]
+
+
+@dataclass(eq=False)
+class _Request:
+    target: object
+    method: str
+    args: tuple[Any, ...]
+    deadline: float
+    done: trio.Event = field(default_factory=trio.Event)
+    result: outcome.Outcome[Any] | None = None
+    caller_gone: bool = False
+    scope: trio.CancelScope = field(default_factory=trio.CancelScope)
+
+    def finish(self, result: outcome.Outcome[Any]) -> None:
+        self.result = result
+        self.done.set()
+
+
+class InstrumentHandle:
+    """The daemon's view of one instrument (or one channel of an instrument).
+
+    All access goes through :meth:`call` (by method name) or :meth:`proxy` (typed).
+    """
+
+    def __init__(self, name: str, driver: str, owner: _Owner, channel: str | None = None) -> None:
+        self.name = name
+        self.driver = driver
+        self.channel = channel
+        self._owner = owner
+        self.capabilities: list[str] = []
+        self._methods: set[str] = set()
+
+    def _learn(self, target: object) -> None:
+        self.capabilities = [c for c in capabilities_of(target) if c != "Instrument"]
+        self._methods = {m for c in self.capabilities for m in capability_methods(CAPABILITIES[c])}
+
+    @property
+    def state(self) -> State:
+        return self._owner.state
+
+    @property
+    def reason(self) -> str | None:
+        return self._owner.reason
+
+    @property
+    def restarts(self) -> int:
+        return self._owner.restarts
+
+    async def call(self, method: str, *args: Any, timeout: float | None = None) -> Any:
+        """Run ``method(*args)`` on the driver, serialised with every other call to it.
+
+        Raises :class:`InstrumentUnavailable` when the instrument is not ready,
+        :class:`InstrumentBusy` when the call could not start within ``timeout``,
+        :class:`CallTimeout` when the driver took longer (it is then restarted), and
+        whatever the capability raised otherwise.
+        """
+        if method not in self._methods:
+            have = ", ".join(self.capabilities) or "none"
+            raise CapabilityMissing(
+                f"{self.name} has no method {method!r} (its capabilities: {have})"
+            )
+        return await self._owner.submit(self, method, args, timeout)
+
+    def proxy(self, capability: type[T]) -> T:
+        """An object implementing ``capability`` whose methods go through :meth:`call`."""
+        name = capability.__name__
+        if name not in self.capabilities:
+            have = ", ".join(self.capabilities) or "none"
+            raise CapabilityMissing(f"{self.name} is not {name} (its capabilities: {have})")
+        return cast(T, _Proxy(self, capability_methods(capability)))
+
+    def target(self) -> object:
+        """The live driver object (or channel object); only the owner task should call it."""
+        return self._owner.target_of(self.channel)
+
+    def __repr__(self) -> str:
+        return f"<InstrumentHandle {self.name} {self.state.value}>"
+
+
+class _Proxy:
+    def __init__(self, handle: InstrumentHandle, methods: list[str]) -> None:
+        for method in methods:
+            setattr(self, method, self._bind(handle, method))
+        self._handle = handle
+
+    @staticmethod
+    def _bind(handle: InstrumentHandle, method: str) -> Callable[..., Any]:
+        async def call(*args: Any) -> Any:
+            return await handle.call(method, *args)
+
+        call.__name__ = method
+        return call
+
+    def __repr__(self) -> str:
+        return f"<proxy of {self._handle.name}>"
+
+
+class _Owner:
+    """The task that owns one driver: opens it, serves calls, restarts it on faults."""
+
+    def __init__(
+        self, spec: InstrumentSpec, policy: RestartPolicy, notify: Callable[[StateChange], None]
+    ) -> None:
+        self.spec = spec
+        self.policy = policy
+        self._notify = notify
+        self.state = State.STARTING
+        self.reason: str | None = None
+        self.restarts = 0
+        self.driver: object | None = None
+        self.channel_objects: dict[str, object] = {}
+        self.handles: dict[str, InstrumentHandle] = {}
+        self._send, self._receive = trio.open_memory_channel[_Request](QUEUE_LIMIT)
+        self._reset = trio.Event()
+        self._faults: deque[float] = deque()
+        self._first_attempt = trio.Event()
+        self._prepare(spec.create())
+
+    def _prepare(self, driver: object) -> None:
+        """Create handles for the instrument and its channels (no I/O: before ``open``)."""
+        self.driver = driver
+        main = self.handles.get(self.spec.name) or InstrumentHandle(
+            self.spec.name, self.spec.driver, self
+        )
+        main._learn(driver)
+        self.handles[self.spec.name] = main
+        self.channel_objects = dict(driver.channels()) if isinstance(driver, HasChannels) else {}
+        for channel, obj in self.channel_objects.items():
+            name = f"{self.spec.name}/{channel}"
+            handle = self.handles.get(name) or InstrumentHandle(
+                name, self.spec.driver, self, channel
+            )
+            handle._learn(obj)
+            self.handles[name] = handle
+
+    def target_of(self, channel: str | None) -> object:
+        return self.driver if channel is None else self.channel_objects[channel]
+
+    def set_state(self, state: State, reason: str | None = None, *, announce: bool = True) -> None:
+        self.state, self.reason = state, reason
+        if announce:
+            for name in self.handles:
+                self._notify(StateChange(name, state, reason, now()))
+
+    async def submit(
+        self, handle: InstrumentHandle, method: str, args: tuple[Any, ...], timeout: float | None
+    ) -> Any:
+        if self.state not in (State.READY, State.BUSY):
+            why = f": {self.reason}" if self.reason else ""
+            raise InstrumentUnavailable(
+                f"{handle.name} is {self.state.value}{why}", self.state.value, self.reason
+            )
+        target = self.target_of(handle.channel)
+        try:
+            inspect.signature(getattr(target, method)).bind(*args)
+        except TypeError as e:
+            raise InvalidRequest(f"{handle.name}.{method}: {e}") from None
+        timeout = self.spec.call_timeout_s if timeout is None else timeout
+        request = _Request(target, method, args, trio.current_time() + timeout)
+        try:
+            self._send.send_nowait(request)
+        except trio.WouldBlock:
+            raise InstrumentBusy(
+                f"{handle.name} has {QUEUE_LIMIT} calls waiting; try later"
+            ) from None
+        try:
+            await request.done.wait()
+        except trio.Cancelled:
+            request.caller_gone = True
+            request.scope.cancel()
+            raise
+        assert request.result is not None
+        return request.result.unwrap()
+
+    async def run(self) -> None:
+        try:
+            while True:
+                reason = await self._open_and_serve()
+                if self._gave_up(reason):
+                    await self._reset.wait()
+                    self._reset = trio.Event()
+                    self._faults.clear()
+                    self.set_state(State.RESTARTING, "reset by operator")
+                else:
+                    backoff = min(
+                        self.policy.backoff_initial_s * 2 ** (len(self._faults) - 1),
+                        self.policy.backoff_max_s,
+                    )
+                    self.set_state(State.RESTARTING, reason)
+                    await trio.sleep(backoff)
+                self.restarts += 1
+                self._prepare(self.spec.create())
+        finally:
+            self._fail_pending(InstrumentUnavailable(f"{self.spec.name} is stopped", "stopped"))
+            with trio.CancelScope(shield=True):
+                await self._close()
+            self.set_state(State.STOPPED)
+
+    def reset(self) -> None:
+        self._reset.set()
+
+    def _gave_up(self, reason: str) -> bool:
+        t = trio.current_time()
+        self._faults.append(t)
+        while self._faults and self._faults[0] < t - self.policy.window_s:
+            self._faults.popleft()
+        if len(self._faults) > self.policy.max_restarts:
+            self.set_state(
+                State.FAULTED,
+                f"gave up after {self.policy.max_restarts} restarts within "
+                f"{self.policy.window_s:g} s; last fault: {reason}",
+            )
+            return True
+        self.set_state(State.FAULTED, reason)
+        return False
+
+    async def _open_and_serve(self) -> str:
+        """Open the driver and serve calls until it faults; returns the fault's reason."""
+        driver = self.driver
+        assert driver is not None
+        try:
+            with trio.fail_after(self.policy.open_timeout_s):
+                await driver.open()  # type: ignore[attr-defined]
+        except trio.TooSlowError:
+            reason = f"open() did not finish within {self.policy.open_timeout_s:g} s"
+        except Exception as e:
+            reason = f"open() failed: {_describe(e)}"
+        else:
+            self.set_state(State.READY)
+            self._first_attempt.set()
+            reason = await self._serve()
+        self._first_attempt.set()
+        self._fail_pending(
+            InstrumentUnavailable(f"{self.spec.name} faulted: {reason}", "faulted", reason)
+        )
+        with trio.CancelScope(shield=True):
+            await self._close()
+        return reason
+
+    async def _serve(self) -> str:
+        async for request in self._receive:
+            if request.caller_gone:
+                continue
+            if trio.current_time() >= request.deadline:
+                request.finish(
+                    outcome.Error(
+                        InstrumentBusy(
+                            f"{self.spec.name}.{request.method} waited its whole timeout behind other calls"
+                        )
+                    )
+                )
+                continue
+            self.set_state(State.BUSY, announce=False)
+            fault = await self._execute(request)
+            if fault is not None:
+                return fault
+            self.set_state(State.READY, announce=False)
+        raise AssertionError("the request channel never closes")
+
+    async def _execute(self, request: _Request) -> str | None:
+        """Run one request; returns a fault reason if the instrument must be restarted."""
+        method = getattr(request.target, request.method)
+        with request.scope:
+            with trio.move_on_at(request.deadline) as deadline:
+                try:
+                    value = await method(*request.args)
+                except InvalidRequest as e:
+                    request.finish(outcome.Error(e))
+                    return None
+                except trio.Cancelled:
+                    raise
+                except Exception as e:
+                    reason = f"{request.method}() raised {_describe(e)}"
+                    error = (
+                        e
+                        if isinstance(e, DeviceError)
+                        else DeviceError(f"{self.spec.name}: {reason}")
+                    )
+                    request.finish(outcome.Error(error))
+                    return reason
+                request.finish(outcome.Value(value))
+                return None
+            if deadline.cancelled_caught:
+                reason = f"{request.method}() did not answer within its timeout"
+                request.finish(outcome.Error(CallTimeout(f"{self.spec.name}: {reason}")))
+                return reason
+        # The caller went away (its cancel scope cancelled ours): not the driver's fault.
+        if not request.done.is_set():
+            request.finish(outcome.Error(InstrumentUnavailable("call cancelled by its caller")))
+        return None
+
+    def _fail_pending(self, error: Exception) -> None:
+        while True:
+            try:
+                request = self._receive.receive_nowait()
+            except (trio.WouldBlock, trio.EndOfChannel, trio.ClosedResourceError):
+                return
+            request.finish(outcome.Error(error))
+
+    async def _close(self) -> None:
+        driver = self.driver
+        if driver is None:
+            return
+        with trio.move_on_after(self.policy.close_timeout_s):
+            # Closing a broken driver may fail; the next open starts afresh anyway.
+            with contextlib.suppress(Exception):
+                await driver.close()  # type: ignore[attr-defined]
+
+
+def _describe(e: BaseException) -> str:
+    text = str(e)
+    return f"{type(e).__name__}: {text}" if text else type(e).__name__
+
+
+class Supervisor:
+    """Runs every configured instrument in its own task, restarting the ones that fault."""
+
+    def __init__(
+        self, specs: Sequence[InstrumentSpec], policy: RestartPolicy | None = None
+    ) -> None:
+        self.policy = policy or RestartPolicy()
+        self._watchers: list[trio.MemorySendChannel[StateChange]] = []
+        self._owners = [_Owner(spec, self.policy, self._broadcast) for spec in specs]
+
+    def _broadcast(self, change: StateChange) -> None:
+        for watcher in list(self._watchers):
+            try:
+                watcher.send_nowait(change)
+            except trio.WouldBlock:
+                pass  # a watcher that does not keep up misses changes, never blocks us
+            except trio.BrokenResourceError:
+                self._watchers.remove(watcher)
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Supervise until cancelled; ``started`` once every instrument tried to open."""
+        async with trio.open_nursery() as nursery:
+            for owner in self._owners:
+                nursery.start_soon(owner.run, name=f"instrument:{owner.spec.name}")
+            for owner in self._owners:
+                await owner._first_attempt.wait()
+            task_status.started()
+
+    def names(self) -> list[str]:
+        return [name for owner in self._owners for name in owner.handles]
+
+    def handles(self) -> list[InstrumentHandle]:
+        return [handle for owner in self._owners for handle in owner.handles.values()]
+
+    def get(self, name: str) -> InstrumentHandle:
+        for owner in self._owners:
+            if name in owner.handles:
+                return owner.handles[name]
+        raise UnknownInstrument(f"no instrument named {name!r}; known: {', '.join(self.names())}")
+
+    def reset(self, name: str) -> None:
+        """Let an instrument that stayed faulted (restart limit reached) try again."""
+        self.get(name)._owner.reset()
+
+    def subscribe_states(self, buffer: int = 256) -> trio.MemoryReceiveChannel[StateChange]:
+        """A channel of state changes (busy/ready flips of each call are not sent)."""
+        send, receive = trio.open_memory_channel[StateChange](buffer if buffer else math.inf)
+        self._watchers.append(send)
+        return receive
