@@ -1,0 +1,54 @@
+"""What every simulated instrument has: a name in the world, a lifecycle, and faults."""
+
+from __future__ import annotations
+
+from drivers.sim.faults import Faults
+
+
+class SimInstrument:
+    """Base of the simulated instruments.
+
+    ``name`` is the key under which the instrument meets its siblings in
+    :mod:`drivers.sim.world`; it should equal the instrument's name in the lab config
+    (each class defaults to the name the default lab uses). Subclasses call
+    ``await self._call("method")`` first thing in every capability method, which refuses
+    calls before ``open()`` and applies injected faults.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        fail_after_calls: int | None,
+        hang_after_calls: int | None,
+        disconnect_after_calls: int | None,
+    ) -> None:
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"name must be a non-empty string, got {name!r}")
+        self.name = name
+        self._faults = Faults(
+            name,
+            fail_after_calls=fail_after_calls,
+            hang_after_calls=hang_after_calls,
+            disconnect_after_calls=disconnect_after_calls,
+        )
+
+    async def open(self) -> None:
+        self._faults.opened()
+
+    async def close(self) -> None:
+        self._faults.closed()
+
+    async def inject_fault(self, kind: str) -> None:
+        """``"raise"``, ``"hang"``, ``"disconnect"`` or ``"clear"``; see :mod:`drivers.sim.faults`."""
+        self._faults.inject(kind)
+
+    async def _call(self, method: str) -> None:
+        await self._faults.before_call(method)
+
+
+def check_positive(owner: str, **values: float) -> None:
+    """Reject non-positive physical parameters at construction, naming the parameter."""
+    for param, value in values.items():
+        if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+            raise ValueError(f"{owner}: {param} must be a number > 0, got {value!r}")
