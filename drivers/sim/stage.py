@@ -25,8 +25,8 @@ class SimStage(SimInstrument):
     camera linked to it sees the beam move. The physical position survives ``close()``
     and re-``open()``: a controller restart does not teleport the carriage.
 
-    Defaults make a 20-point scan over a few mm take about a second: a 0.25 mm step
-    takes ~70 ms including settling.
+    With the defaults a 0.3 mm step takes ~100 ms including settling, so a 20-point scan
+    over 6 mm takes about 2 s.
     """
 
     def __init__(

@@ -1,0 +1,137 @@
+"""A simulated bench DC supply driving a resistive load, with current compliance."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import trio
+
+from capabilities import Limits, Reading, SupplyReadback
+from drivers.sim.base import SimInstrument, check_positive
+from drivers.sim.world import HEATING_POWER, WORLD, StepHistory
+
+
+@dataclass(frozen=True, slots=True)
+class _Output:
+    volts: float
+    amps: float
+    in_compliance: bool
+
+    @property
+    def watts(self) -> float:
+        return self.volts * self.amps
+
+
+class SimPowerSupply(SimInstrument):
+    """A constant-voltage supply into ``load_resistance`` ohms that falls back to
+    constant current at its limit.
+
+    On: the load draws ``V/R``; if that exceeds the current limit the supply is in
+    compliance, delivers exactly the limit and the voltage drops to ``I_lim·R``.
+    Off: 0 V, 0 A. Set points outside ``[0, max_voltage]`` / ``[0, max_current]`` are
+    refused. Readback carries ``voltage_noise`` / ``current_noise`` (Gaussian).
+    The power into the load is published in the sim world, so a thermometer linked to
+    this supply warms up. The set points and output state survive a restart, as they do
+    in a real supply whose controller reconnects.
+    """
+
+    def __init__(
+        self,
+        *,
+        name: str = "psu",
+        max_voltage: float = 30.0,
+        max_current: float = 3.0,
+        load_resistance: float = 10.0,
+        voltage: float = 0.0,
+        current_limit: float = 1.0,
+        output: bool = False,
+        voltage_noise: float = 5e-4,
+        current_noise: float = 5e-5,
+        seed: int | None = None,
+        fail_after_calls: int | None = None,
+        hang_after_calls: int | None = None,
+        disconnect_after_calls: int | None = None,
+    ) -> None:
+        super().__init__(
+            name,
+            fail_after_calls=fail_after_calls,
+            hang_after_calls=hang_after_calls,
+            disconnect_after_calls=disconnect_after_calls,
+        )
+        owner = f"sim.power_supply {name!r}"
+        check_positive(
+            owner, max_voltage=max_voltage, max_current=max_current, load_resistance=load_resistance
+        )
+        if not (voltage_noise >= 0 and current_noise >= 0):
+            raise ValueError(f"{owner}: voltage_noise and current_noise must be >= 0")
+        self._voltage_range = Limits(0.0, float(max_voltage), "V")
+        self._current_range = Limits(0.0, float(max_current), "A")
+        self._voltage = self._voltage_range.check(float(voltage), f"{owner}: voltage")
+        self._limit = self._current_range.check(float(current_limit), f"{owner}: current_limit")
+        self._load = float(load_resistance)
+        self._on = bool(output)
+        self._noise = (float(voltage_noise), float(current_noise))
+        self._seed = seed
+        self._rng: np.random.Generator | None = None
+        self._power: StepHistory | None = None
+
+    async def open(self) -> None:
+        await super().open()
+        if self._rng is None:
+            self._rng = np.random.default_rng(self._seed)
+        self._power = StepHistory(self._output().watts, trio.current_time())
+        WORLD.publish(self.name, HEATING_POWER, self._power)
+
+    # VoltageSource
+
+    async def set_voltage(self, volts: float) -> None:
+        await self._call("set_voltage")
+        self._voltage = self._voltage_range.check(float(volts), f"{self.name} voltage")
+        self._output_changed()
+
+    async def voltage_setpoint(self) -> float:
+        await self._call("voltage_setpoint")
+        return self._voltage
+
+    async def set_current_limit(self, amps: float) -> None:
+        await self._call("set_current_limit")
+        self._limit = self._current_range.check(float(amps), f"{self.name} current limit")
+        self._output_changed()
+
+    async def current_limit(self) -> float:
+        await self._call("current_limit")
+        return self._limit
+
+    async def readback(self) -> SupplyReadback:
+        await self._call("readback")
+        out = self._output()
+        assert self._rng is not None
+        volts = out.volts + self._noise[0] * float(self._rng.standard_normal()) if self._on else 0.0
+        amps = out.amps + self._noise[1] * float(self._rng.standard_normal()) if self._on else 0.0
+        return SupplyReadback(Reading(volts, "V"), Reading(amps, "A"), out.in_compliance)
+
+    # Switchable
+
+    async def set_on(self, on: bool) -> None:
+        await self._call("set_on")
+        self._on = bool(on)
+        self._output_changed()
+
+    async def is_on(self) -> bool:
+        await self._call("is_on")
+        return self._on
+
+    # internals
+
+    def _output(self) -> _Output:
+        if not self._on:
+            return _Output(0.0, 0.0, False)
+        amps = self._voltage / self._load
+        if amps > self._limit:
+            return _Output(self._limit * self._load, self._limit, True)
+        return _Output(self._voltage, amps, False)
+
+    def _output_changed(self) -> None:
+        assert self._power is not None
+        self._power.set(trio.current_time(), self._output().watts)

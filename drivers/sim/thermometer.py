@@ -1,0 +1,98 @@
+"""A simulated thermometer on a sample that a power supply can heat."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import trio
+
+from capabilities import Reading
+from drivers.sim.base import SimInstrument, check_positive
+from drivers.sim.world import HEATING_POWER, WORLD
+
+
+class SimThermometer(SimInstrument):
+    """Kelvin readings: a base temperature with slow drift, heating, and noise.
+
+    ``T = temperature + drift_amplitude · sin(2π t / drift_period) + ΔT_heat + noise``.
+    If ``supply`` names a simulated power supply, its output power heats the sample
+    through a first-order thermal model: ``ΔT_heat`` relaxes towards
+    ``thermal_resistance · P`` with ``thermal_time_constant``. The model is integrated
+    exactly over the supply's history of steps, so the answer does not depend on how
+    often the thermometer is read. The heat already in the sample survives a restart.
+    """
+
+    def __init__(
+        self,
+        *,
+        name: str = "thermo",
+        temperature: float = 295.0,
+        drift_amplitude: float = 0.05,
+        drift_period: float = 600.0,
+        noise: float = 0.002,
+        supply: str | None = None,
+        thermal_resistance: float = 2.0,
+        thermal_time_constant: float = 5.0,
+        seed: int | None = None,
+        fail_after_calls: int | None = None,
+        hang_after_calls: int | None = None,
+        disconnect_after_calls: int | None = None,
+    ) -> None:
+        super().__init__(
+            name,
+            fail_after_calls=fail_after_calls,
+            hang_after_calls=hang_after_calls,
+            disconnect_after_calls=disconnect_after_calls,
+        )
+        owner = f"sim.thermometer {name!r}"
+        check_positive(
+            owner,
+            temperature=temperature,
+            drift_period=drift_period,
+            thermal_time_constant=thermal_time_constant,
+        )
+        for param, value in (
+            ("drift_amplitude", drift_amplitude),
+            ("noise", noise),
+            ("thermal_resistance", thermal_resistance),
+        ):
+            if not value >= 0:
+                raise ValueError(f"{owner}: {param} must be >= 0, got {value!r}")
+        self._base = float(temperature)
+        self._drift = (float(drift_amplitude), float(drift_period))
+        self._noise = float(noise)
+        self._supply = supply
+        self._r_th = float(thermal_resistance)
+        self._tau = float(thermal_time_constant)
+        self._seed = seed
+        self._rng: np.random.Generator | None = None
+        self._heat = 0.0  # ΔT above the base, in kelvin, as of self._heat_time
+        self._heat_time = 0.0
+
+    async def open(self) -> None:
+        await super().open()
+        if self._rng is None:
+            self._rng = np.random.default_rng(self._seed)
+        self._heat_time = trio.current_time()
+
+    async def temperature(self) -> Reading:
+        await self._call("temperature")
+        t = trio.current_time()
+        if self._supply is not None:
+            power = WORLD.lookup(
+                self._supply, HEATING_POWER, wanted_by=f"thermometer {self.name!r}"
+            )
+            for start, end, watts in power.segments(self._heat_time, t):
+                steady = self._r_th * watts
+                self._heat = steady + (self._heat - steady) * math.exp(-(end - start) / self._tau)
+        self._heat_time = t
+        amplitude, period = self._drift
+        assert self._rng is not None
+        kelvin = (
+            self._base
+            + amplitude * math.sin(2 * math.pi * t / period)
+            + self._heat
+            + self._noise * float(self._rng.standard_normal())
+        )
+        return Reading(kelvin, "K")
