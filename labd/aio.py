@@ -119,7 +119,12 @@ async def aio(awaitable: Awaitable[T]) -> T:
     aborted = False
 
     def on_done(fut: asyncio.Future[T]) -> None:
-        if not aborted:
+        if aborted:
+            return
+        if fut.cancelled():  # not by us: the KJ loop or the connection is shutting down
+            error = ConnectionAbortedError("the pycapnp operation was cancelled (loop closing)")
+            trio.lowlevel.reschedule(task, outcome.Error(error))
+        else:
             trio.lowlevel.reschedule(task, outcome.capture(fut.result))
 
     def abort(_: trio.lowlevel.RaiseCancelT) -> trio.lowlevel.Abort:

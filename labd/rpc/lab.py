@@ -1,0 +1,239 @@
+"""The capability graph a connection walks: Bootstrap → Lab → Instrument → capabilities.
+
+A fresh connection holds only the :class:`BootstrapServer`. It yields the full
+:class:`LabServer` for the daemon's token, or one restricted :class:`InstrumentServer`
+for a sharing token; nothing else is reachable without one of those.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import importlib.metadata
+from dataclasses import dataclass, field
+from typing import Any
+
+import trio
+
+from capabilities import PermissionDenied
+from labd.rpc import schema
+from labd.rpc.capability_servers import Target, fill_capabilities
+from labd.rpc.policy import Policy, Restriction, ShareRegistry
+from labd.rpc.subscriptions import IpcCache, SubscriptionServer, push_states, push_stream
+from labd.rpc.wire import wire_errors
+from labd.streams import StreamHub
+from labd.supervisor import InstrumentHandle, Supervisor
+
+_s: Any = schema.load()
+
+PROTOCOL_VERSION = 1
+WRONG_TOKEN_DELAY_S = 0.2
+"""A wrong lab token costs this much time, so guessing over the network is hopeless."""
+
+
+@dataclass
+class Services:
+    """What every connection of one daemon shares."""
+
+    supervisor: Supervisor
+    streams: StreamHub
+    lab_token: str
+    token_hint: str
+    """Where a client finds the lab token (told to clients that present a wrong one)."""
+    shares: ShareRegistry = field(default_factory=ShareRegistry)
+    ipc_cache: IpcCache = field(default_factory=IpcCache)
+
+
+@dataclass
+class Session:
+    """One client connection: its tasks (calls, subscriptions) live in ``nursery``."""
+
+    services: Services
+    nursery: trio.Nursery
+
+
+ROOT = Policy()
+
+
+class BootstrapServer(_s.Bootstrap.Server):  # type: ignore[misc]
+    def __init__(self, session: Session) -> None:
+        self._session = session
+
+    @wire_errors
+    async def unlock(self, token: str, **_: Any) -> Any:
+        services = self._session.services
+        if not hmac.compare_digest(token.encode(), services.lab_token.encode()):
+            await asyncio.sleep(WRONG_TOKEN_DELAY_S)
+            raise PermissionDenied(
+                f"wrong lab token; the daemon's token is in {services.token_hint}"
+                " (readable by the user running the daemon)"
+            )
+        return LabServer(self._session)
+
+    @wire_errors
+    async def redeem(self, shareToken: str, **_: Any) -> Any:
+        share = self._session.services.shares.redeem(shareToken)
+        handle = self._session.services.supervisor.get(share.instrument)
+        return InstrumentServer(self._session, handle, share.policy)
+
+    async def version(self, **_: Any) -> tuple[int, str]:
+        return PROTOCOL_VERSION, importlib.metadata.version("labd")
+
+
+class LabServer(_s.Lab.Server):  # type: ignore[misc]
+    def __init__(self, session: Session) -> None:
+        self._session = session
+
+    @wire_errors
+    async def instruments(self, _context: Any, **_: Any) -> None:
+        handles = self._session.services.supervisor.handles()
+        infos = _context.results.init("instruments", len(handles))
+        for info, handle in zip(infos, handles, strict=True):
+            fill_info(info, handle, self._session.services.streams)
+
+    @wire_errors
+    async def instrument(self, name: str, **_: Any) -> Any:
+        handle = self._session.services.supervisor.get(name)
+        return InstrumentServer(self._session, handle, ROOT)
+
+    @wire_errors
+    async def watchStates(self, watcher: Any, **_: Any) -> Any:
+        subscription = SubscriptionServer()
+        self._session.nursery.start_soon(
+            push_states, self._session.services.supervisor, watcher, subscription
+        )
+        return subscription
+
+    @wire_errors
+    async def streams(self, _context: Any, **_: Any) -> None:
+        hub = self._session.services.streams
+        names = hub.names()
+        infos = _context.results.init("streams", len(names))
+        for info, name in zip(infos, names, strict=True):
+            stream = hub.stream(name)
+            info.name, info.kind, info.lastSeq = name, stream.kind, stream.seq
+
+    @wire_errors
+    async def subscribe(
+        self,
+        stream: str,
+        sink: Any,
+        maxRate: float,
+        window: int,
+        **_: Any,
+    ) -> Any:
+        return start_subscription(self._session, stream, sink, maxRate, window, ROOT)
+
+    @wire_errors
+    async def shares(self, _context: Any, **_: Any) -> None:
+        shares = self._session.services.shares.list()
+        infos = _context.results.init("shares", len(shares))
+        for info, share in zip(infos, shares, strict=True):
+            info.token = share.token
+            info.instrument = share.instrument
+            info.readOnly = share.policy.effective_read_only
+            info.expiresAt = share.policy.effective_expiry or 0.0
+            info.revoked = share.policy.revoked
+
+    @wire_errors
+    async def revoke(self, token: str, **_: Any) -> None:
+        self._session.services.shares.revoke(token)
+
+
+class InstrumentServer(_s.Instrument.Server):  # type: ignore[misc]
+    """One instrument under one policy (the root policy for the lab's owner)."""
+
+    def __init__(self, session: Session, handle: InstrumentHandle, policy: Policy) -> None:
+        self._session = session
+        self._handle = handle
+        self._policy = policy
+
+    @wire_errors
+    async def info(self, _context: Any, **_: Any) -> None:
+        self._policy.check_alive()
+        fill_info(_context.results.info, self._handle, self._session.services.streams)
+
+    @wire_errors
+    async def capabilities(self, _context: Any, **_: Any) -> None:
+        self._policy.check_alive()
+        target = Target(self._handle, self._policy, self._session.nursery)
+        fill_capabilities(_context.results.capabilities, target)
+
+    @wire_errors
+    async def restrict(self, restriction: Any, **_: Any) -> Any:
+        self._policy.check_alive()
+        child = self._policy.derive(restriction_from_wire(restriction))
+        return InstrumentServer(self._session, self._handle, child)
+
+    @wire_errors
+    async def share(self, restriction: Any, **_: Any) -> tuple[str, Any]:
+        self._policy.check_alive()
+        child = self._policy.derive(restriction_from_wire(restriction))
+        shares = self._session.services.shares
+        share = shares.share(self._handle.name, child)
+        return share.token, RevokerServer(shares, share.token)
+
+    @wire_errors
+    async def subscribe(
+        self,
+        stream: str,
+        sink: Any,
+        maxRate: float,
+        window: int,
+        **_: Any,
+    ) -> Any:
+        self._policy.check_alive()
+        prefix = self._handle.name + "/"
+        name = stream if "/" in stream else prefix + stream
+        if not name.startswith(prefix):
+            raise PermissionDenied(f"{name} is not a stream of {self._handle.name}")
+        return start_subscription(self._session, name, sink, maxRate, window, self._policy)
+
+
+class RevokerServer(_s.Revoker.Server):  # type: ignore[misc]
+    def __init__(self, shares: ShareRegistry, token: str) -> None:
+        self._shares = shares
+        self._token = token
+
+    @wire_errors
+    async def revoke(self, **_: Any) -> None:
+        self._shares.revoke(self._token)
+
+
+def start_subscription(
+    session: Session, name: str, sink: Any, max_rate: float, window: int, policy: Policy
+) -> SubscriptionServer:
+    stream = session.services.streams.stream(name)
+    subscription = SubscriptionServer()
+    session.nursery.start_soon(
+        lambda: push_stream(
+            stream,
+            sink,
+            subscription,
+            max_rate=max_rate,
+            window=window,
+            policy=policy,
+            cache=session.services.ipc_cache,
+        )
+    )
+    return subscription
+
+
+def fill_info(info: Any, handle: InstrumentHandle, streams: StreamHub) -> None:
+    info.name = handle.name
+    info.driver = handle.driver
+    info.capabilities = list(handle.capabilities)
+    info.state = handle.state.value
+    info.reason = handle.reason or ""
+    info.restarts = handle.restarts
+    info.streams = [n for n in streams.names() if n.startswith(handle.name + "/")]
+
+
+def restriction_from_wire(struct: Any) -> Restriction:
+    ranges = {
+        quantity: (getattr(struct, quantity).low, getattr(struct, quantity).high)
+        for quantity in ("position", "voltage", "current")
+        if struct._has(quantity)
+    }
+    expires_in = struct.expiresIn if struct.expiresIn > 0 else None
+    return Restriction(read_only=struct.readOnly, expires_in=expires_in, ranges=ranges)

@@ -1,0 +1,146 @@
+"""Restricted and shared capabilities: what a derived capability may still do.
+
+Holding a capability is the permission. A holder narrows it by deriving a new one with a
+:class:`Policy` — read-only, value ranges, an expiry — and may hand that out as a sharing
+token. Policies form a chain (a share of a share points at its parent), so revoking one
+link cuts everything derived from it: every call through a derived capability checks its
+whole chain first and fails with :class:`~capabilities.PermissionDenied`.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from dataclasses import dataclass, field
+
+from capabilities import Limits, OutOfRange, PermissionDenied
+
+
+@dataclass(frozen=True)
+class Restriction:
+    """The narrowing asked for when deriving a capability (mirrors ``labd.capnp``)."""
+
+    read_only: bool = False
+    expires_in: float | None = None
+    """Seconds from now; ``None``: never expires (beyond the parent's expiry)."""
+    ranges: dict[str, tuple[float, float]] = field(default_factory=dict)
+    """Allowed set-point ranges by quantity: ``position``, ``voltage``, ``current``."""
+
+
+RANGED_QUANTITIES = ("position", "voltage", "current")
+
+
+class Policy:
+    """The rights of one derived capability; the root policy (``Policy()``) allows all."""
+
+    def __init__(
+        self,
+        parent: Policy | None = None,
+        *,
+        read_only: bool = False,
+        expires_at: float | None = None,
+        ranges: dict[str, tuple[float, float]] | None = None,
+    ) -> None:
+        self.parent = parent
+        self.read_only = read_only
+        self.expires_at = expires_at
+        self.ranges = dict(ranges or {})
+        self.revoked = False
+
+    def derive(self, restriction: Restriction) -> Policy:
+        """A child policy: never more than this one allows (ranges intersect, earliest expiry)."""
+        for quantity, (low, high) in restriction.ranges.items():
+            if quantity not in RANGED_QUANTITIES:
+                raise ValueError(f"cannot restrict {quantity!r}; known: {RANGED_QUANTITIES}")
+            if not low <= high:
+                raise OutOfRange(f"{quantity} range [{low:g}, {high:g}] is empty (low > high)")
+        expires_at = None
+        if restriction.expires_in is not None and restriction.expires_in > 0:
+            expires_at = time.time() + restriction.expires_in
+        return Policy(
+            self, read_only=restriction.read_only, expires_at=expires_at, ranges=restriction.ranges
+        )
+
+    def chain(self) -> list[Policy]:
+        links: list[Policy] = []
+        policy: Policy | None = self
+        while policy is not None:
+            links.append(policy)
+            policy = policy.parent
+        return links
+
+    @property
+    def is_restricted(self) -> bool:
+        return self.parent is not None
+
+    @property
+    def effective_read_only(self) -> bool:
+        return any(p.read_only for p in self.chain())
+
+    @property
+    def effective_expiry(self) -> float | None:
+        expiries = [p.expires_at for p in self.chain() if p.expires_at is not None]
+        return min(expiries) if expiries else None
+
+    def effective_range(self, quantity: str) -> tuple[float, float] | None:
+        bounds = [p.ranges[quantity] for p in self.chain() if quantity in p.ranges]
+        if not bounds:
+            return None
+        return max(b[0] for b in bounds), min(b[1] for b in bounds)
+
+    def check_alive(self) -> None:
+        """Raise PermissionDenied if this capability (or one it derives from) was revoked or expired."""
+        now = time.time()
+        for policy in self.chain():
+            if policy.revoked:
+                raise PermissionDenied("this capability was revoked by its owner")
+            if policy.expires_at is not None and now >= policy.expires_at:
+                raise PermissionDenied("this capability has expired; ask its owner for a new one")
+
+    def check_call(self, method: str, *, mutates: bool) -> None:
+        self.check_alive()
+        if mutates and self.effective_read_only:
+            raise PermissionDenied(f"{method}: this is a read-only capability")
+
+    def check_value(self, quantity: str, value: float, unit: str = "") -> None:
+        bounds = self.effective_range(quantity)
+        if bounds is None:
+            return
+        Limits(bounds[0], bounds[1], unit).check(value, f"{quantity} (restricted capability)")
+
+
+@dataclass
+class Share:
+    token: str
+    instrument: str
+    policy: Policy
+
+
+class ShareRegistry:
+    """Sharing tokens of one daemon (in memory: they end with the daemon)."""
+
+    def __init__(self) -> None:
+        self._shares: dict[str, Share] = {}
+
+    def share(self, instrument: str, policy: Policy) -> Share:
+        """Register ``policy`` under a fresh token. ``policy`` must be its own link (revocable)."""
+        token = "share-" + secrets.token_urlsafe(24)
+        share = Share(token, instrument, policy)
+        self._shares[token] = share
+        return share
+
+    def redeem(self, token: str) -> Share:
+        share = self._shares.get(token)
+        if share is None:
+            raise PermissionDenied("unknown or revoked sharing token")
+        share.policy.check_alive()
+        return share
+
+    def revoke(self, token: str) -> None:
+        share = self._shares.pop(token, None)
+        if share is None:
+            raise PermissionDenied("unknown or already revoked sharing token")
+        share.policy.revoked = True
+
+    def list(self) -> list[Share]:
+        return list(self._shares.values())

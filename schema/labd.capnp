@@ -1,0 +1,244 @@
+# labd wire contract: one Cap'n Proto interface per capability (capabilities/protocols.py).
+#
+# Holding a capability is the permission: a connection starts with nothing but the
+# Bootstrap, which hands out the Lab only for the daemon's token file, and a restricted
+# Instrument only for a sharing token. Everything else is reached through those.
+#
+# Errors: a refused or failed call raises a Cap'n Proto exception whose description
+# contains "labd:<code>: <message>" (codes: labd/errors.py, e.g. busy, unavailable,
+# out-of-range, permission-denied); the client turns it back into the exception class.
+#
+# Evolution: extend (new fields and methods at the end, new ordinals), never renumber or
+# rename. Method names mirror the Protocol methods (snake_case there, camelCase here).
+
+@0x8b170b3ed0959475;
+
+# ---------------------------------------------------------------- values
+
+struct Reading {
+  value @0 :Float64;
+  unit @1 :Text;
+  timestamp @2 :Float64;   # seconds since the epoch
+}
+
+struct Limits {
+  low @0 :Float64;
+  high @1 :Float64;
+  unit @2 :Text;
+}
+
+struct Roi {
+  x @0 :Int32;
+  y @1 :Int32;
+  width @2 :Int32;
+  height @3 :Int32;
+}
+
+struct FrameFormat {
+  height @0 :Int32;
+  width @1 :Int32;
+  dtype @2 :Text;          # numpy dtype name, e.g. "uint16"
+}
+
+enum CoolerState {
+  off @0;
+  cooling @1;
+  stable @2;
+  fault @3;
+}
+
+struct SupplyReadback {
+  voltage @0 :Reading;
+  current @1 :Reading;
+  inCompliance @2 :Bool;
+}
+
+enum InstrumentState {
+  starting @0;
+  ready @1;
+  busy @2;
+  faulted @3;
+  restarting @4;
+  stopped @5;
+}
+
+struct InstrumentInfo {
+  name @0 :Text;
+  driver @1 :Text;
+  capabilities @2 :List(Text);   # capability names, see capabilities.CAPABILITIES
+  state @3 :InstrumentState;
+  reason @4 :Text;               # why faulted/stopped; empty otherwise
+  restarts @5 :UInt32;
+  streams @6 :List(Text);        # streams of this instrument, e.g. "stage/position"
+}
+
+struct StateChange {
+  instrument @0 :Text;
+  state @1 :InstrumentState;
+  reason @2 :Text;
+  timestamp @3 :Float64;
+}
+
+struct StreamInfo {
+  name @0 :Text;
+  kind @1 :Text;                 # "readings" | "frames" | "results"
+  lastSeq @2 :UInt64;            # 0: nothing published yet
+}
+
+# ---------------------------------------------------------------- capabilities
+
+interface Movable {
+  moveAbs @0 (position :Float64);
+  moveRel @1 (delta :Float64);
+  position @2 () -> (reading :Reading);
+  waitSettled @3 (timeout :Float64) -> (reading :Reading);   # timeout <= 0: no timeout
+  limits @4 () -> (limits :Limits);
+}
+
+interface Stoppable {
+  stop @0 ();
+}
+
+interface Readable {
+  read @0 () -> (reading :Reading);
+}
+
+interface Triggerable {
+  arm @0 ();
+  trigger @1 ();
+}
+
+interface FrameProducer {
+  snap @0 () -> (frame :Data);   # one Arrow IPC stream, labd.records.FRAME_SCHEMA, one row
+  frameFormat @1 () -> (format :FrameFormat);
+}
+
+interface ExposureControl {
+  exposure @0 () -> (seconds :Float64);
+  setExposure @1 (seconds :Float64);
+}
+
+interface RoiSelectable {
+  roi @0 () -> (roi :Roi);
+  setRoi @1 (roi :Roi);
+  sensorSize @2 () -> (width :Int32, height :Int32);
+}
+
+interface Cooled {
+  coolingTarget @0 () -> (celsius :Float64);
+  setCoolingTarget @1 (celsius :Float64);
+  sensorTemperature @2 () -> (reading :Reading);
+  coolerState @3 () -> (state :CoolerState);
+}
+
+interface TemperatureSensor {
+  temperature @0 () -> (reading :Reading);
+}
+
+interface VoltageSource {
+  setVoltage @0 (volts :Float64);
+  voltageSetpoint @1 () -> (volts :Float64);
+  setCurrentLimit @2 (amps :Float64);
+  currentLimit @3 () -> (amps :Float64);
+  readback @4 () -> (readback :SupplyReadback);
+}
+
+interface Switchable {
+  setOn @0 (on :Bool);
+  isOn @1 () -> (on :Bool);
+}
+
+interface FaultInjectable {
+  injectFault @0 (kind :Text);   # "raise" | "hang" | "disconnect" | "clear"
+}
+
+# Every capability of one instrument; a field the instrument lacks is left null.
+struct Capabilities {
+  movable @0 :Movable;
+  stoppable @1 :Stoppable;
+  readable @2 :Readable;
+  triggerable @3 :Triggerable;
+  frameProducer @4 :FrameProducer;
+  exposureControl @5 :ExposureControl;
+  roiSelectable @6 :RoiSelectable;
+  cooled @7 :Cooled;
+  temperatureSensor @8 :TemperatureSensor;
+  voltageSource @9 :VoltageSource;
+  switchable @10 :Switchable;
+  faultInjectable @11 :FaultInjectable;
+}
+
+# ---------------------------------------------------------------- live data
+
+# Implemented by the client. The daemon calls push with the newest batch of a stream,
+# at most `window` calls in flight and at most `maxRate` per second; a push that is
+# skipped (the subscriber was slower than the stream) shows as a gap in `seq`.
+interface BatchSink {
+  push @0 (seq :UInt64, batch :Data);   # batch: one Arrow IPC stream, labd.records layout
+}
+
+interface StateWatcher {
+  changed @0 (change :StateChange);
+}
+
+interface Subscription {
+  cancel @0 ();
+  stats @1 () -> (sent :UInt64, skipped :UInt64);
+}
+
+# ---------------------------------------------------------------- sharing
+
+struct Range {
+  low @0 :Float64;
+  high @1 :Float64;
+}
+
+# What a derived capability may still do. Restrictions only ever narrow: deriving from an
+# already restricted instrument intersects the ranges and keeps the earlier expiry.
+struct Restriction {
+  readOnly @0 :Bool;             # only reading/query methods
+  expiresIn @1 :Float64;         # seconds from now; <= 0: never
+  position @2 :Range;            # Movable targets; null: unrestricted
+  voltage @3 :Range;             # VoltageSource set points; null: unrestricted
+  current @4 :Range;             # VoltageSource current limits; null: unrestricted
+}
+
+interface Revoker {
+  revoke @0 ();
+}
+
+struct ShareInfo {
+  token @0 :Text;
+  instrument @1 :Text;
+  readOnly @2 :Bool;
+  expiresAt @3 :Float64;         # 0: never
+  revoked @4 :Bool;
+}
+
+# ---------------------------------------------------------------- the lab
+
+interface Instrument {
+  info @0 () -> (info :InstrumentInfo);
+  capabilities @1 () -> (capabilities :Capabilities);
+  restrict @2 (restriction :Restriction) -> (instrument :Instrument);
+  share @3 (restriction :Restriction) -> (token :Text, revoker :Revoker);
+  subscribe @4 (stream :Text, sink :BatchSink, maxRate :Float64, window :UInt32)
+      -> (subscription :Subscription);   # stream: "position" or "stage/position"
+}
+
+interface Lab {
+  instruments @0 () -> (instruments :List(InstrumentInfo));
+  instrument @1 (name :Text) -> (instrument :Instrument);
+  watchStates @2 (watcher :StateWatcher) -> (subscription :Subscription);
+  streams @3 () -> (streams :List(StreamInfo));
+  subscribe @4 (stream :Text, sink :BatchSink, maxRate :Float64, window :UInt32)
+      -> (subscription :Subscription);
+  shares @5 () -> (shares :List(ShareInfo));
+  revoke @6 (token :Text);
+}
+
+interface Bootstrap {
+  unlock @0 (token :Text) -> (lab :Lab);                  # the daemon's token file
+  redeem @1 (shareToken :Text) -> (instrument :Instrument);
+  version @2 () -> (protocol :UInt32, daemon :Text);
+}
