@@ -77,6 +77,7 @@ class Connection:
         timeout_s: float,
         query_delay_s: float = 0.0,
         error_check: ErrorCheck | None = None,
+        unsolicited: tuple[str, ...] = (),
     ) -> None:
         if timeout_s <= 0:
             raise ValueError(f"timeout_s must be positive, got {timeout_s}")
@@ -85,6 +86,7 @@ class Connection:
         self.timeout_s = timeout_s
         self.query_delay_s = query_delay_s
         self.error_check = error_check
+        self.unsolicited = unsolicited
         self._lock = trio.Lock()
         self._open = False
         self._wedged = False
@@ -119,11 +121,16 @@ class Connection:
                 "check the value and the instrument's mode"
             )
 
-    async def query(self, command: str) -> str:
-        """Send ``command`` and return the reply (termination stripped)."""
+    async def query(self, command: str, *, reply_prefix: str = "") -> str:
+        """Send ``command`` and return the reply (termination stripped).
+
+        Messages the instrument sends unasked (those starting with one of the
+        connection's ``unsolicited`` prefixes, e.g. the end-of-move report of a motor)
+        are skipped while waiting for a reply that starts with ``reply_prefix``.
+        """
 
         def ask() -> str:
-            return self._ask(command)
+            return self._ask(command, reply_prefix)
 
         return await self._run(ask, command)
 
@@ -142,12 +149,15 @@ class Connection:
 
     # --- worker-thread side (blocking) ---
 
-    def _ask(self, command: str) -> str:
+    def _ask(self, command: str, reply_prefix: str = "") -> str:
         self.link.discard_input()
         self.link.write(command)
         if self.query_delay_s:
             time.sleep(self.query_delay_s)
-        return self.link.read()
+        reply = self.link.read()
+        while not reply.startswith(reply_prefix) and reply.startswith(self.unsolicited):
+            reply = self.link.read()
+        return reply
 
     def _read_errors(self, after: str) -> list[str]:
         if self.error_check is None:

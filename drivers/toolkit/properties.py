@@ -70,8 +70,8 @@ class _Query(Generic[T]):
 
     async def run(self, endpoint: Endpoint) -> T:
         command = _format(self.command, endpoint)
-        reply = await endpoint.connection.query(command)
         prefix = _format(self.prefix, endpoint)
+        reply = await endpoint.connection.query(command, reply_prefix=prefix)
         if not reply.startswith(prefix):
             raise endpoint.connection.unexpected(command, reply, f"a reply starting {prefix!r}")
         try:

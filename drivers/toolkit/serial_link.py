@@ -14,6 +14,18 @@ import serial
 
 from drivers.toolkit.link import LinkLost, LinkTimeout
 
+try:
+    from termios import error as _TermiosError
+except ImportError:  # Windows: no termios, pyserial raises SerialException only
+
+    class _TermiosError(Exception):  # type: ignore[no-redef]
+        pass
+
+
+#: What pyserial lets escape when the port vanishes under it (a flush on a dead pty
+#: raises termios.error, which is not an OSError).
+_GONE = (serial.SerialException, OSError, _TermiosError)
+
 
 class SerialLink:
     def __init__(
@@ -95,5 +107,5 @@ class SerialLink:
             return fn(self._port)
         except serial.SerialTimeoutException as e:
             raise LinkTimeout(f"write blocked for {self.timeout_s:g} s") from e
-        except (serial.SerialException, OSError) as e:
+        except _GONE as e:
             raise LinkLost(str(e)) from e
