@@ -1,0 +1,69 @@
+"""The 1830-C driver over real pyserial against a simulated power meter on a pty."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import trio
+
+from capabilities import DeviceDisconnected, OutOfRange, capabilities_of
+from drivers.devices.newport_1830c import Newport1830CDevice
+from drivers.newport_1830c import Newport1830C
+from drivers.toolkit import UnexpectedReply
+
+
+@pytest.fixture
+def meter(tmp_path: Path) -> Iterator[Newport1830CDevice]:
+    with Newport1830CDevice(link=tmp_path / "pm", power_w=2.5e-3) as device:
+        yield device  # type: ignore[misc]
+
+
+def test_reads_power_in_the_configured_units(meter: Newport1830CDevice) -> None:
+    async def main() -> None:
+        driver = Newport1830C(port=meter.port, units="dBm", wavelength_nm=1064, timeout_s=0.3)
+        assert capabilities_of(driver) == ["Readable"]
+        await driver.open()
+        assert meter.wavelength_nm == 1064 and meter.units == 3
+        reading = await driver.read()
+        assert reading.unit == "dBm" and reading.value == pytest.approx(3.979, abs=1e-3)
+        await driver.set_wavelength(633)
+        assert await driver.wavelength.get() == 633
+        await driver.close()
+
+    trio.run(main)
+
+
+def test_wavelength_outside_the_detector_span_is_not_sent(meter: Newport1830CDevice) -> None:
+    async def main() -> None:
+        driver = Newport1830C(port=meter.port, timeout_s=0.3)
+        await driver.open()
+        with pytest.raises(OutOfRange, match="wavelength 2500 nm is outside"):
+            await driver.set_wavelength(2500)
+        await trio.sleep(0.05)
+        assert not any(c.startswith("W2") for c in meter.received)
+        await driver.close()
+
+    trio.run(main)
+
+
+def test_garbage_and_vanishing(meter: Newport1830CDevice) -> None:
+    async def main() -> None:
+        driver = Newport1830C(port=meter.port, timeout_s=0.3)
+        await driver.open()
+        meter.mode = "garbage"
+        with pytest.raises(UnexpectedReply, match="to 'D\\?', expected a number"):
+            await driver.read()
+        meter.mode = "normal"
+        meter.disappear()
+        with pytest.raises(DeviceDisconnected, match=r"Newport 1830-C .* unreachable"):
+            await driver.read()
+        await driver.close()
+
+    trio.run(main)
+
+
+def test_bad_units_are_a_config_error() -> None:
+    with pytest.raises(ValueError, match="units must be one of W, dB, dBm, REL"):
+        Newport1830C(port="/dev/null", units="mW")
