@@ -9,14 +9,17 @@ from typing import Any
 
 import trio
 
+from labd import aio
 from labd.config import LabConfig, default_config, load_config
 from labd.daemon import Daemon
 from labd.errors import ConfigError
+from labd.rpc.server import add_rpc_arguments, rpc_options, serve_rpc
 
 
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser("serve", help="run the daemon (default: the simulated lab)")
     p.add_argument("--config", "-c", help="lab config TOML (default: the built-in simulated lab)")
+    add_rpc_arguments(p)
     p.set_defaults(func=serve)
 
 
@@ -30,15 +33,18 @@ def serve(args: argparse.Namespace) -> int:
     except ConfigError as e:
         print(f"labd: {e}", file=sys.stderr)
         return 2
-    trio.run(run_until_signal, Daemon(config))
+    aio.run(run_until_signal, Daemon(config), rpc_options(args), handle_signals=False)
     return 0
 
 
-async def run_until_signal(daemon: Daemon) -> None:
+async def run_until_signal(daemon: Daemon, rpc: dict[str, Any]) -> None:
     """Run ``daemon`` until SIGINT or SIGTERM, then unwind so every driver is closed."""
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async with trio.open_nursery() as nursery:
             await nursery.start(daemon.run)
+            await nursery.start(
+                lambda task_status: serve_rpc(daemon, **rpc, task_status=task_status)
+            )
             print("labd: ready", file=sys.stderr, flush=True)
             async for signum in signals:
                 print(
@@ -48,3 +54,5 @@ async def run_until_signal(daemon: Daemon) -> None:
                 )
                 nursery.cancel_scope.cancel()
                 break
+    for handle in daemon.supervisor.handles():
+        print(f"labd: {handle.name}: {handle.state.value}", file=sys.stderr, flush=True)

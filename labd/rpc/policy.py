@@ -13,7 +13,7 @@ import secrets
 import time
 from dataclasses import dataclass, field
 
-from capabilities import Limits, OutOfRange, PermissionDenied
+from capabilities import OutOfRange, PermissionDenied
 
 
 @dataclass(frozen=True)
@@ -106,7 +106,12 @@ class Policy:
         bounds = self.effective_range(quantity)
         if bounds is None:
             return
-        Limits(bounds[0], bounds[1], unit).check(value, f"{quantity} (restricted capability)")
+        low, high = bounds
+        if not low <= value <= high:
+            raise OutOfRange(
+                f"{quantity} {value:g} is outside [{low:g}, {high:g}], the range this"
+                " restricted capability allows"
+            )
 
 
 @dataclass

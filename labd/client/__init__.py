@@ -1,0 +1,47 @@
+"""The labd client library.
+
+Async (Trio code run by :func:`labd.aio.run`)::
+
+    async with labd.client.connect() as lab:
+        stage = await lab.instrument("stage").get(Movable)
+        await stage.move_abs(3.0)
+
+Blocking (scripts, Jupyter)::
+
+    lab = labd.client.connect_blocking()
+    stage = lab.instrument("stage").get(Movable)
+    stage.move_abs(3.0)
+"""
+
+from labd.client.blocking import BlockingLab, connect_blocking, redeem_blocking
+from labd.client.errors import ConnectionLost, NoDaemon
+from labd.client.lab import (
+    Instrument,
+    InstrumentInfo,
+    Lab,
+    Message,
+    Restriction,
+    ShareInfo,
+    StateChange,
+    StreamInfo,
+    connect,
+    redeem,
+)
+
+__all__ = [
+    "BlockingLab",
+    "ConnectionLost",
+    "Instrument",
+    "InstrumentInfo",
+    "Lab",
+    "Message",
+    "NoDaemon",
+    "Restriction",
+    "ShareInfo",
+    "StateChange",
+    "StreamInfo",
+    "connect",
+    "connect_blocking",
+    "redeem",
+    "redeem_blocking",
+]

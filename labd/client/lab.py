@@ -1,0 +1,382 @@
+"""The async client: ``async with connect() as lab`` and everything reachable from it.
+
+Runs in Trio code under :func:`labd.aio.run`. For plain scripts and notebooks use the
+blocking facade, :mod:`labd.client.blocking`, which wraps exactly these objects.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, NamedTuple, TypeVar, cast
+
+import pyarrow as pa
+import trio
+
+from capabilities import Frame, Reading
+from labd import records
+from labd.aio import aio, to_trio
+from labd.client.link import Link, open_link
+from labd.client.remote import REMOTES
+from labd.errors import CapabilityMissing
+from labd.rpc import schema
+from labd.rpc.address import default_socket_path, parse_address, read_token, token_path_for
+from labd.rpc.policy import RANGED_QUANTITIES
+
+T = TypeVar("T")
+_s: Any = schema.load()
+
+
+@dataclass(frozen=True)
+class InstrumentInfo:
+    name: str
+    driver: str
+    capabilities: list[str]
+    state: str
+    """``starting``, ``ready``, ``busy``, ``faulted``, ``restarting`` or ``stopped``."""
+    reason: str
+    restarts: int
+    streams: list[str]
+
+
+@dataclass(frozen=True)
+class StreamInfo:
+    name: str
+    kind: str
+    last_seq: int
+
+
+@dataclass(frozen=True)
+class StateChange:
+    instrument: str
+    state: str
+    reason: str
+    timestamp: float
+
+
+@dataclass(frozen=True)
+class ShareInfo:
+    token: str
+    instrument: str
+    read_only: bool
+    expires_at: float | None
+    revoked: bool
+
+
+@dataclass(frozen=True)
+class Restriction:
+    """What a derived capability may still do (see ``labd.rpc.policy``)."""
+
+    read_only: bool = False
+    expires_in: float | None = None
+    ranges: dict[str, tuple[float, float]] = field(default_factory=dict)
+    """Allowed set-point ranges: ``position`` (Movable), ``voltage``/``current`` (VoltageSource)."""
+
+    def to_wire(self) -> Any:
+        message = _s.Restriction.new_message(
+            readOnly=self.read_only, expiresIn=self.expires_in or 0.0
+        )
+        for quantity, (low, high) in self.ranges.items():
+            if quantity not in RANGED_QUANTITIES:
+                raise ValueError(f"cannot restrict {quantity!r}; known: {RANGED_QUANTITIES}")
+            part = message.init(quantity)
+            part.low, part.high = low, high
+        return message
+
+
+class Message(NamedTuple):
+    """One pushed batch: the stream's sequence number (gaps = skipped batches) and the data."""
+
+    seq: int
+    batch: pa.RecordBatch
+
+    def frame(self) -> Frame:
+        return records.frame_from_batch(self.batch)
+
+    def readings(self) -> list[Reading]:
+        return records.readings_from_batch(self.batch)
+
+
+class _Sink(_s.BatchSink.Server):  # type: ignore[misc]
+    """Receives pushes; each push returns only once the consumer has room (back-pressure
+    that makes the daemon skip to the latest batch instead of queueing)."""
+
+    def __init__(self, nursery: trio.Nursery, send: trio.MemorySendChannel[Any]) -> None:
+        self._nursery = nursery
+        self._send = send
+
+    async def push(self, seq: int, batch: bytes, **_: Any) -> None:
+        await to_trio(self._nursery, self._send.send, (seq, batch))
+
+
+class _Watcher(_s.StateWatcher.Server):  # type: ignore[misc]
+    def __init__(self, nursery: trio.Nursery, send: trio.MemorySendChannel[Any]) -> None:
+        self._nursery = nursery
+        self._send = send
+
+    async def changed(self, change: Any, **_: Any) -> None:
+        item = StateChange(change.instrument, str(change.state), change.reason, change.timestamp)
+        await to_trio(self._nursery, self._send.send, item)
+
+
+class _Feed:
+    """What subscriptions and state watches share: a channel fed by a client-side server,
+    a remote Subscription to cancel, and the connection's loss turned into an error."""
+
+    def __init__(self, link: Link, open_remote: Callable[[Any], Any], server: type[Any]) -> None:
+        self._link = link
+        self._open_remote = open_remote
+        self._server = server
+        self._subscription: Any = None
+        self._send, self._receive = trio.open_memory_channel[Any](1)
+        self._unregister: Callable[[], None] | None = None
+
+    async def __aenter__(self) -> _Feed:
+        server = self._server(self._link.nursery, self._send)
+        result = await self._link.call(lambda: self._open_remote(server))
+        self._subscription = result.subscription
+        self._unregister = self._link.on_lost(self._send.close)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._unregister is not None:
+            self._unregister()
+        self._send.close()
+        self._receive.close()
+        if self._link.lost is None and self._subscription is not None:
+            with trio.move_on_after(2) as scope:
+                scope.shield = True
+                with contextlib.suppress(Exception):
+                    await aio(self._subscription.cancel())
+        self._subscription = None
+
+    async def _next(self) -> Any:
+        try:
+            return await self._receive.receive()
+        except (trio.EndOfChannel, trio.ClosedResourceError):
+            if self._link.lost is not None:
+                raise self._link.lost from None
+            raise StopAsyncIteration from None
+
+    async def stats(self) -> tuple[int, int]:
+        """(sent, skipped) as the daemon counts them for this subscription."""
+        result = await self._link.call(self._subscription.stats)
+        return int(result.sent), int(result.skipped)
+
+
+class Subscription(_Feed):
+    """``async with lab.subscribe("camera/frames") as sub: async for msg in sub: ...``"""
+
+    async def __aenter__(self) -> Subscription:
+        await super().__aenter__()
+        return self
+
+    def __aiter__(self) -> Subscription:
+        return self
+
+    async def __anext__(self) -> Message:
+        seq, data = await self._next()
+        return Message(seq, records.batch_from_ipc(data))
+
+
+class StateWatch(_Feed):
+    async def __aenter__(self) -> StateWatch:
+        await super().__aenter__()
+        return self
+
+    def __aiter__(self) -> StateWatch:
+        return self
+
+    async def __anext__(self) -> StateChange:
+        change: StateChange = await self._next()
+        return change
+
+
+class Revoker:
+    def __init__(self, link: Link, cap: Any) -> None:
+        self._link = link
+        self._cap = cap
+
+    async def revoke(self) -> None:
+        await self._link.call(self._cap.revoke)
+
+
+class Instrument:
+    """One instrument (possibly a restricted view of one). Its capabilities are typed."""
+
+    def __init__(self, link: Link, cap: Any, name: str | None = None) -> None:
+        self._link = link
+        self._cap = cap
+        self.name = name
+        self._caps: Any = None
+
+    async def info(self) -> InstrumentInfo:
+        info = info_from_wire((await self._link.call(self._cap.info)).info)
+        self.name = info.name
+        return info
+
+    async def capabilities(self) -> list[str]:
+        caps = await self._wire_capabilities()
+        return [name for name, (fld, _) in REMOTES.items() if caps._has(fld)]
+
+    async def get(self, capability: type[T]) -> T:
+        """The instrument's ``capability`` as an object satisfying that Protocol.
+
+        Raises :class:`~labd.errors.CapabilityMissing` if the instrument lacks it.
+        """
+        name = capability.__name__
+        if name not in REMOTES:
+            raise ValueError(f"{name} is not a capability; known: {', '.join(REMOTES)}")
+        fld, remote = REMOTES[name]
+        caps = await self._wire_capabilities()
+        if not caps._has(fld):
+            have = [n for n, (f, _) in REMOTES.items() if caps._has(f)]
+            raise CapabilityMissing(
+                f"{self.name or 'this instrument'} is not {name}"
+                f" (its capabilities: {', '.join(have) or 'none'})"
+            )
+        return cast(T, remote(self._link, getattr(caps, fld)))
+
+    async def restrict(self, restriction: Restriction) -> Instrument:
+        """A weaker capability on the same instrument (for yourself or to pass on)."""
+        wire_restriction = restriction.to_wire()
+        result = await self._link.call(lambda: self._cap.restrict(wire_restriction))
+        return Instrument(self._link, result.instrument, self.name)
+
+    async def share(self, restriction: Restriction | None = None) -> tuple[str, Revoker]:
+        """A sharing token a collaborator redeems (:func:`redeem`), and its revoker."""
+        wire_restriction = (restriction or Restriction()).to_wire()
+        result = await self._link.call(lambda: self._cap.share(wire_restriction))
+        return str(result.token), Revoker(self._link, result.revoker)
+
+    def subscribe(self, stream: str, *, max_rate: float = 0.0, window: int = 2) -> Subscription:
+        """One of this instrument's streams (``"position"`` or ``"stage/position"``)."""
+        return Subscription(
+            self._link, lambda sink: self._cap.subscribe(stream, sink, max_rate, window), _Sink
+        )
+
+    async def _wire_capabilities(self) -> Any:
+        if self._caps is None:
+            self._caps = (await self._link.call(self._cap.capabilities)).capabilities
+        return self._caps
+
+
+class Lab:
+    """The whole lab, as unlocked with the daemon's token."""
+
+    def __init__(self, link: Link, cap: Any) -> None:
+        self._link = link
+        self._cap = cap
+
+    @property
+    def address(self) -> str:
+        return str(self._link.address)
+
+    async def instruments(self) -> list[InstrumentInfo]:
+        result = await self._link.call(self._cap.instruments)
+        return [info_from_wire(i) for i in result.instruments]
+
+    def instrument(self, name: str) -> Instrument:
+        """The instrument called ``name`` (an unknown name fails on first use).
+
+        No round trip: Cap'n Proto pipelines the calls made on it behind this one.
+        """
+        return Instrument(self._link, self._cap.instrument(name).instrument, name)
+
+    async def streams(self) -> list[StreamInfo]:
+        result = await self._link.call(self._cap.streams)
+        return [StreamInfo(s.name, s.kind, s.lastSeq) for s in result.streams]
+
+    def subscribe(self, stream: str, *, max_rate: float = 0.0, window: int = 2) -> Subscription:
+        """Push the newest batches of ``stream``, at most ``max_rate`` per second (0: all)."""
+        return Subscription(
+            self._link, lambda sink: self._cap.subscribe(stream, sink, max_rate, window), _Sink
+        )
+
+    def watch_states(self) -> StateWatch:
+        return StateWatch(self._link, lambda watcher: self._cap.watchStates(watcher), _Watcher)
+
+    async def shares(self) -> list[ShareInfo]:
+        result = await self._link.call(self._cap.shares)
+        return [
+            ShareInfo(s.token, s.instrument, s.readOnly, s.expiresAt or None, s.revoked)
+            for s in result.shares
+        ]
+
+    async def revoke(self, token: str) -> None:
+        await self._link.call(lambda: self._cap.revoke(token))
+
+
+def info_from_wire(info: Any) -> InstrumentInfo:
+    return InstrumentInfo(
+        name=info.name,
+        driver=info.driver,
+        capabilities=list(info.capabilities),
+        state=str(info.state),
+        reason=info.reason,
+        restarts=info.restarts,
+        streams=list(info.streams),
+    )
+
+
+def resolve_address(address: str | None) -> str:
+    """``address``, else ``$LABD_ADDRESS``, else the local default socket."""
+    return address or os.environ.get("LABD_ADDRESS") or str(default_socket_path())
+
+
+def resolve_token(address: str, token: str | None, token_file: str | None) -> str:
+    """The lab token: given, ``$LABD_TOKEN``, a token file, or the one next to the socket."""
+    if token:
+        return token
+    if os.environ.get("LABD_TOKEN"):
+        return os.environ["LABD_TOKEN"]
+    if token_file:
+        return read_token(Path(token_file))
+    parsed = parse_address(address)
+    path = token_path_for(parsed.path if parsed.path else default_socket_path())
+    return read_token(path)
+
+
+@contextlib.asynccontextmanager
+async def connect(
+    address: str | None = None,
+    *,
+    token: str | None = None,
+    token_file: str | None = None,
+    tls_ca: str | None = None,
+    server_hostname: str | None = None,
+) -> AsyncIterator[Lab]:
+    """Connect to a daemon and unlock its lab.
+
+    ``address``: a socket path, ``HOST:PORT`` or ``tls://HOST:PORT`` (default: the local
+    daemon's socket). The token is read from next to the socket unless given (remote
+    clients pass ``token=`` or set ``$LABD_TOKEN``). ``tls_ca``: the certificate (or CA)
+    to trust for ``tls://``.
+    """
+    address = resolve_address(address)
+    async with open_link(address, tls_ca=tls_ca, server_hostname=server_hostname) as link:
+        secret = resolve_token(address, token, token_file)
+        bootstrap = link.bootstrap
+        result = await link.call(lambda: bootstrap.unlock(secret))
+        yield Lab(link, result.lab)
+
+
+@contextlib.asynccontextmanager
+async def redeem(
+    share_token: str,
+    address: str | None = None,
+    *,
+    tls_ca: str | None = None,
+    server_hostname: str | None = None,
+) -> AsyncIterator[Instrument]:
+    """Connect with a sharing token (no lab token needed) and get the shared instrument."""
+    address = resolve_address(address)
+    async with open_link(address, tls_ca=tls_ca, server_hostname=server_hostname) as link:
+        bootstrap = link.bootstrap
+        result = await link.call(lambda: bootstrap.redeem(share_token))
+        instrument = Instrument(link, result.instrument)
+        await instrument.info()
+        yield instrument

@@ -1,0 +1,87 @@
+"""One client connection to a daemon: opening it, calling through it, noticing its loss."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import capnp
+import trio
+
+from labd.aio import aio
+from labd.client.errors import ConnectionLost, connection_lost, no_daemon, translate
+from labd.rpc import schema
+from labd.rpc.address import Address, client_tls_context, parse_address
+from labd.rpc.server import TRAVERSAL_LIMIT_WORDS
+
+_s: Any = schema.load()
+
+
+class Link:
+    """A live connection: the bootstrap capability, a nursery for client-side servers
+    (subscription sinks), and what to tell callers once the daemon is gone."""
+
+    def __init__(self, address: Address, nursery: trio.Nursery, bootstrap: Any) -> None:
+        self.address = address
+        self.nursery = nursery
+        self.bootstrap = bootstrap
+        self.lost: ConnectionLost | None = None
+        self._on_lost: list[Callable[[], None]] = []
+
+    async def call(self, send: Callable[[], Any]) -> Any:
+        """Send a request (``send()`` makes it) and await its result, errors translated."""
+        if self.lost is not None:
+            raise self.lost
+        try:
+            return await aio(send())
+        except capnp.KjException as exc:
+            raise translate(exc, str(self.address)) from None
+
+    def on_lost(self, callback: Callable[[], None]) -> Callable[[], None]:
+        """Call ``callback`` when the connection drops; returns a function that unregisters it."""
+        self._on_lost.append(callback)
+        return lambda: self._on_lost.remove(callback) if callback in self._on_lost else None
+
+    async def _watch(self, client: Any) -> None:
+        detail = ""
+        try:
+            await aio(client.on_disconnect())
+        except Exception as exc:
+            detail = str(exc)
+        self.lost = connection_lost(str(self.address), detail)
+        for callback in list(self._on_lost):
+            callback()
+
+
+@contextlib.asynccontextmanager
+async def open_link(
+    address: str | Address, *, tls_ca: str | None = None, server_hostname: str | None = None
+) -> AsyncIterator[Link]:
+    """Connect to ``address``; raises :class:`~labd.client.errors.NoDaemon` if nothing answers."""
+    addr = parse_address(address) if isinstance(address, str) else address
+    try:
+        if addr.kind == "unix":
+            stream = await aio(capnp.AsyncIoStream.create_unix_connection(str(addr.path)))
+        else:
+            ssl = client_tls_context(tls_ca) if addr.kind == "tls" else None
+            hostname = (server_hostname or addr.host) if ssl is not None else None
+            stream = await aio(
+                capnp.AsyncIoStream.create_connection(
+                    addr.host, addr.port, ssl=ssl, server_hostname=hostname
+                )
+            )
+    except OSError as exc:
+        raise no_daemon(str(addr), exc.strerror or str(exc)) from None
+    client = capnp.TwoPartyClient(stream, traversal_limit_in_words=TRAVERSAL_LIMIT_WORDS)
+    try:
+        async with trio.open_nursery() as nursery:
+            link = Link(addr, nursery, client.bootstrap().cast_as(_s.Bootstrap))
+            nursery.start_soon(link._watch, client)
+            try:
+                yield link
+            finally:
+                nursery.cancel_scope.cancel()
+    finally:
+        client.close()
+        stream.close()  # TwoPartyClient.close() leaves the socket open (DESIGN.md §3)
