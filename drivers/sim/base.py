@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from drivers.sim.faults import Faults
+from drivers.sim.world import World, current_world
 
 
 class SimInstrument:
@@ -10,7 +11,8 @@ class SimInstrument:
 
     ``name`` is the key under which the instrument meets its siblings in
     :mod:`drivers.sim.world`; it should equal the instrument's name in the lab config
-    (each class defaults to the name the default lab uses). Subclasses call
+    (each class defaults to the name the default lab uses). ``open()`` joins the world of
+    the running Trio program (:attr:`world`). Subclasses call
     ``await self._call("method")`` first thing in every capability method, which refuses
     calls before ``open()`` and applies injected faults.
     """
@@ -32,8 +34,16 @@ class SimInstrument:
             hang_after_calls=hang_after_calls,
             disconnect_after_calls=disconnect_after_calls,
         )
+        self._world: World | None = None
+
+    @property
+    def world(self) -> World:
+        if self._world is None:
+            raise RuntimeError(f"{self.name} has not been opened: it is not in a world yet")
+        return self._world
 
     async def open(self) -> None:
+        self._world = current_world()
         self._faults.opened()
 
     async def close(self) -> None:

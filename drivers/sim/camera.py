@@ -19,7 +19,7 @@ from capabilities import (
 )
 from drivers.sim.base import SimInstrument, check_positive
 from drivers.sim.sensor import Sensor, SensorParams
-from drivers.sim.world import POSITION, WORLD
+from drivers.sim.world import POSITION, SENSOR_TEMPERATURE
 
 _EXPOSURE = Limits(1e-5, 60.0, "s")
 _COOLING_TARGET = Limits(-50.0, 30.0, "°C")
@@ -39,7 +39,8 @@ class SimCamera(SimInstrument):
 
     Cooling: the sensor starts at ``ambient`` and approaches the cooling target
     exponentially with ``cooling_time_constant``; it is STABLE within ``stable_band``
-    of the target, COOLING otherwise, OFF when built with ``cooler=False``.
+    of the target, COOLING otherwise, OFF when built with ``cooler=False``. The sensor's
+    temperature is published in the sim world, so a restarted driver finds it still cold.
 
     Triggering: ``arm()`` then ``trigger()`` starts one exposure at the trigger; the
     next ``snap()`` returns that frame. A snap while armed but not triggered is refused.
@@ -125,10 +126,9 @@ class SimCamera(SimInstrument):
         self._target = float(cooling_target)
         self._tau = float(cooling_time_constant)
         self._stable_band = float(stable_band)
-        # The sensor's temperature is physical state: it survives close()/open().
-        self._sensor_celsius = float(ambient)
+        self._ambient = float(ambient)
         self._sensor: Sensor | None = None
-        self._temperature_since = (0.0, self._sensor_celsius)
+        self._temperature_since = (0.0, self._ambient)  # (time, °C) the cooling curve starts
         self._seq = 0
         self._armed = False
         self._triggered: tuple[float, float] | None = None  # (trigger time, exposure)
@@ -138,12 +138,18 @@ class SimCamera(SimInstrument):
         if self._sensor is None:
             # ~50 ms of random numbers for a full sensor: keep them off the event loop.
             self._sensor = await trio.to_thread.run_sync(Sensor, self._params, self._seed)
-        self._temperature_since = (trio.current_time(), self._sensor_celsius)
+        # A restarted driver finds the sensor as cold as the previous one left it.
+        t = trio.current_time()
+        previous = self.world.get(self.name, SENSOR_TEMPERATURE)
+        self._temperature_since = (t, self._ambient if previous is None else previous(t))
+        self.world.publish(self.name, SENSOR_TEMPERATURE, self._temperature_at)
         self._armed = False
         self._triggered = None
 
     async def close(self) -> None:
-        self._sensor_celsius = self._temperature_at(trio.current_time())
+        if self._world is not None:
+            celsius = self._temperature_at(trio.current_time())
+            self.world.publish(self.name, SENSOR_TEMPERATURE, lambda t: celsius)
         await super().close()
 
     # FrameProducer
@@ -258,7 +264,7 @@ class SimCamera(SimInstrument):
     def _spot_at(self, t: float) -> tuple[float, float]:
         x, y = self._spot
         if self._stage is not None:
-            stage_at = WORLD.lookup(self._stage, POSITION, wanted_by=f"camera {self.name!r}")
+            stage_at = self.world.lookup(self._stage, POSITION, wanted_by=f"camera {self.name!r}")
             x += self._pixels_per_mm * (stage_at(t) - self._stage_zero)
         amplitude, period = self._drift
         if amplitude:

@@ -9,7 +9,7 @@ import trio
 
 from capabilities import Reading
 from drivers.sim.base import SimInstrument, check_positive
-from drivers.sim.world import POSITION, WORLD
+from drivers.sim.world import POSITION
 
 
 class SimPowerMeter(SimInstrument):
@@ -73,7 +73,7 @@ class SimPowerMeter(SimInstrument):
 
     async def read(self) -> Reading:
         await self._call("read")
-        stage_at = WORLD.lookup(self._stage, POSITION, wanted_by=f"power meter {self.name!r}")
+        stage_at = self.world.lookup(self._stage, POSITION, wanted_by=f"power meter {self.name!r}")
         start = trio.current_time()
         await trio.sleep(self._integration)
         x = stage_at(start + self._integration / 2)

@@ -9,7 +9,7 @@ import trio
 
 from capabilities import Limits, Reading, SupplyReadback
 from drivers.sim.base import SimInstrument, check_positive
-from drivers.sim.world import HEATING_POWER, WORLD, StepHistory
+from drivers.sim.world import HEATING_POWER, SUPPLY_SETTINGS, StepHistory
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,8 +32,9 @@ class SimPowerSupply(SimInstrument):
     Off: 0 V, 0 A. Set points outside ``[0, max_voltage]`` / ``[0, max_current]`` are
     refused. Readback carries ``voltage_noise`` / ``current_noise`` (Gaussian).
     The power into the load is published in the sim world, so a thermometer linked to
-    this supply warms up. The set points and output state survive a restart, as they do
-    in a real supply whose controller reconnects.
+    this supply warms up. The constructor's ``voltage``, ``current_limit`` and ``output``
+    are the state at power-up; a restarted driver finds the supply as the previous one
+    left it, as with a real supply whose controller reconnects.
     """
 
     def __init__(
@@ -80,8 +81,16 @@ class SimPowerSupply(SimInstrument):
         await super().open()
         if self._rng is None:
             self._rng = np.random.default_rng(self._seed)
-        self._power = StepHistory(self._output().watts, trio.current_time())
-        WORLD.publish(self.name, HEATING_POWER, self._power)
+        # A restarted driver finds the supply as the previous one left it.
+        settings = self.world.get(self.name, SUPPLY_SETTINGS)
+        if settings is not None:
+            self._voltage, self._limit, self._on = settings
+        t = trio.current_time()
+        self._power = self.world.get(self.name, HEATING_POWER)
+        if self._power is None:
+            self._power = StepHistory(self._output().watts, t)
+            self.world.publish(self.name, HEATING_POWER, self._power)
+        self._output_changed()
 
     # VoltageSource
 
@@ -135,3 +144,4 @@ class SimPowerSupply(SimInstrument):
     def _output_changed(self) -> None:
         assert self._power is not None
         self._power.set(trio.current_time(), self._output().watts)
+        self.world.publish(self.name, SUPPLY_SETTINGS, (self._voltage, self._limit, self._on))

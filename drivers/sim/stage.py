@@ -9,7 +9,7 @@ import trio
 from capabilities import DeviceTimeout, InvalidRequest, Limits, Reading
 from drivers.sim.base import SimInstrument, check_positive
 from drivers.sim.motion import Move, Settling, at_rest, plan_move, plan_stop
-from drivers.sim.world import POSITION, WORLD
+from drivers.sim.world import POSITION
 
 
 class SimStage(SimInstrument):
@@ -22,8 +22,8 @@ class SimStage(SimInstrument):
     refused before anything moves.
 
     The stage publishes its position in the world under ``name``, so a power meter or a
-    camera linked to it sees the beam move. The physical position survives ``close()``
-    and re-``open()``: a controller restart does not teleport the carriage.
+    camera linked to it sees the beam move. ``position`` is where the carriage is when the
+    lab starts; a restarted controller finds it where the previous one left it.
 
     With the defaults a 0.3 mm step takes ~100 ms including settling, so a 20-point scan
     over 6 mm takes about 2 s.
@@ -62,26 +62,30 @@ class SimStage(SimInstrument):
             raise ValueError(f"{owner}: settle_time and overshoot must be >= 0")
         self._limits = Limits(float(low_limit), float(high_limit), unit)
         self._limits.check(position, f"{owner}: initial position")
+        self._initial = float(position)
         self._vmax = float(velocity)
         self._amax = float(acceleration)
         self._settling = Settling(float(overshoot), float(tolerance), float(settle_time))
-        self._parked = float(position)
         self._move: Move | None = None
+        self._parked = self._initial  # where the carriage is while the controller is closed
         self._replanned = trio.Event()
 
     async def open(self) -> None:
         await super().open()
-        self._move = at_rest(trio.current_time(), self._parked)
+        t = trio.current_time()
+        previous = self.world.get(self.name, POSITION)
+        start = self._initial if previous is None else previous(t)
+        self._move = at_rest(t, start)
+        self._parked = start
         self._replanned = trio.Event()
-        WORLD.publish(self.name, POSITION, self._position_at)
+        self.world.publish(self.name, POSITION, self._position_at)
 
     async def close(self) -> None:
         if self._move is not None:
             # Closing the controller halts the motor where it is; the carriage stays there.
-            self._parked = self._move.position(trio.current_time())
+            parked = self._parked = self._move.position(trio.current_time())
             self._move = None
-            parked = self._parked
-            WORLD.publish(self.name, POSITION, lambda t: parked)
+            self.world.publish(self.name, POSITION, lambda t: parked)
         self._replan(None)
         await super().close()
 
@@ -138,6 +142,7 @@ class SimStage(SimInstrument):
     # internals
 
     def _position_at(self, t: float) -> float:
+        """What siblings see: follows every new command, and the parked carriage after close."""
         move = self._move
         return self._parked if move is None else move.position(t)
 

@@ -9,7 +9,7 @@ import trio
 
 from capabilities import Reading
 from drivers.sim.base import SimInstrument, check_positive
-from drivers.sim.world import HEATING_POWER, WORLD
+from drivers.sim.world import HEATING_POWER, SAMPLE_HEAT
 
 
 class SimThermometer(SimInstrument):
@@ -20,7 +20,8 @@ class SimThermometer(SimInstrument):
     through a first-order thermal model: ``ΔT_heat`` relaxes towards
     ``thermal_resistance · P`` with ``thermal_time_constant``. The model is integrated
     exactly over the supply's history of steps, so the answer does not depend on how
-    often the thermometer is read. The heat already in the sample survives a restart.
+    often the thermometer is read. The heat in the sample is published in the sim world,
+    so a restarted thermometer driver carries on from it.
     """
 
     def __init__(
@@ -74,19 +75,22 @@ class SimThermometer(SimInstrument):
         await super().open()
         if self._rng is None:
             self._rng = np.random.default_rng(self._seed)
-        self._heat_time = trio.current_time()
+        # The sample keeps its heat while a thermometer driver is restarted.
+        resumed = self.world.get(self.name, SAMPLE_HEAT)
+        self._heat_time, self._heat = resumed or (trio.current_time(), 0.0)
 
     async def temperature(self) -> Reading:
         await self._call("temperature")
         t = trio.current_time()
         if self._supply is not None:
-            power = WORLD.lookup(
+            power = self.world.lookup(
                 self._supply, HEATING_POWER, wanted_by=f"thermometer {self.name!r}"
             )
             for start, end, watts in power.segments(self._heat_time, t):
                 steady = self._r_th * watts
                 self._heat = steady + (self._heat - steady) * math.exp(-(end - start) / self._tau)
         self._heat_time = t
+        self.world.publish(self.name, SAMPLE_HEAT, (t, self._heat))
         amplitude, period = self._drift
         assert self._rng is not None
         kelvin = (

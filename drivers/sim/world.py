@@ -6,22 +6,27 @@ a function of time), and a sibling that is linked to it by a config parameter
 (``stage = "stage"``) looks it up at the moment it measures. Lookups happen at read time,
 not at construction, because the supervisor opens instruments in no particular order.
 
-Published quantities outlive the driver that published them: when a stage controller is
-closed (on a restart, say) the stage does not vanish, it stays where it stopped, so the
-meter keeps reading a sensible value instead of faulting along with its sibling. A new
-publication under the same name replaces the old one.
+Published quantities outlive the driver object that published them. The supervisor
+restarts a faulted instrument by closing it and creating a fresh driver; the carriage of a
+stage does not teleport home meanwhile, a cold sensor does not warm up at once. So while
+a driver is closed its last state stays published (frozen), siblings keep measuring
+against it, and the next driver of that name picks it up in ``open()``.
 
-There is one world per process (:data:`WORLD`), which is what a daemon needs: one
-namespace of instrument names. Tests give their instruments distinct names.
+There is one world per Trio run (:func:`current_world`): one daemon is one namespace of
+instrument names, and each test's ``trio.run`` starts from a clean world rather than from
+wherever an earlier test left its stage. It is dropped when the run ends.
 """
 
 from __future__ import annotations
 
 import bisect
+import weakref
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar, cast
+
+import trio
 
 from capabilities import DeviceError
 
@@ -80,6 +85,20 @@ POSITION: Quantity[Callable[[float], float]] = Quantity("position as a function 
 #: The electrical power (W) a supply delivers into its load, as a history of steps.
 HEATING_POWER: Quantity[StepHistory] = Quantity("output power in W, as a history of steps")
 
+#: What a supply is set to, as (volts, amps limit, output on): it lives in the box,
+#: not in the driver that talks to it.
+SUPPLY_SETTINGS: Quantity[tuple[float, float, bool]] = Quantity(
+    "settings, as (volts, current limit, output on)"
+)
+
+#: A camera sensor's temperature (°C) as a function of time.
+SENSOR_TEMPERATURE: Quantity[Callable[[float], float]] = Quantity(
+    "sensor temperature as a function of time"
+)
+
+#: How far a thermometer's sample is heated above its base: (time, kelvin) as last computed.
+SAMPLE_HEAT: Quantity[tuple[float, float]] = Quantity("sample heating, as (time, kelvin)")
+
 
 class World:
     """A registry of published physical quantities: ``(instrument name, quantity) → object``."""
@@ -89,6 +108,10 @@ class World:
 
     def publish(self, instrument: str, quantity: Quantity[T], value: T) -> None:
         self._published[(instrument, quantity)] = value
+
+    def get(self, instrument: str, quantity: Quantity[T]) -> T | None:
+        """The published ``quantity``, or None: for an instrument resuming its own state."""
+        return cast(T | None, self._published.get((instrument, quantity)))
 
     def lookup(self, instrument: str, quantity: Quantity[T], *, wanted_by: str) -> T:
         """The ``quantity`` published by ``instrument``.
@@ -108,10 +131,23 @@ class World:
             ) from None
 
     def forget(self, instrument: str) -> None:
-        """Remove everything ``instrument`` published (tests use it to start clean)."""
+        """Remove everything ``instrument`` published."""
         for key in [k for k in self._published if k[0] == instrument]:
             del self._published[key]
 
 
-#: The process-wide world every simulated instrument publishes to.
-WORLD = World()
+_WORLDS: weakref.WeakKeyDictionary[trio.lowlevel.Task, World] = weakref.WeakKeyDictionary()
+
+
+def current_world() -> World:
+    """The world of the running Trio program; call it from Trio code (a driver's ``open()``)."""
+    try:
+        root = trio.lowlevel.current_root_task()
+    except RuntimeError:
+        root = None
+    if root is None:
+        raise RuntimeError("the simulated world exists only inside a running Trio program")
+    world = _WORLDS.get(root)
+    if world is None:
+        world = _WORLDS[root] = World()
+    return world

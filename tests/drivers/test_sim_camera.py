@@ -243,6 +243,20 @@ def test_cooling_approaches_the_target_exponentially() -> None:
     run_mock_clock(main)
 
 
+def test_a_restarted_camera_finds_its_sensor_still_cold() -> None:
+    async def main() -> None:
+        first = SimCamera(name="cold-camera", cooling_time_constant=1.0)
+        await first.open()
+        await trio.sleep(10.0)
+        await first.close()
+        second = SimCamera(name="cold-camera", cooling_time_constant=1.0)
+        await second.open()
+        assert (await second.sensor_temperature()).value == pytest.approx(-10.0, abs=0.01)
+        assert await second.cooler_state() is CoolerState.STABLE
+
+    run_mock_clock(main)
+
+
 def test_cooler_off_stays_at_ambient() -> None:
     async def main() -> None:
         camera = SimCamera(cooler=False, ambient=22.0)

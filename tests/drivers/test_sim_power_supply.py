@@ -6,7 +6,7 @@ import trio
 from capabilities import OutOfRange, SupplyReadback, capabilities_of
 from drivers.registry import driver_class
 from drivers.sim.power_supply import SimPowerSupply
-from drivers.sim.world import HEATING_POWER, WORLD
+from drivers.sim.world import HEATING_POWER, current_world
 
 
 def quiet_supply(**params: object) -> SimPowerSupply:
@@ -91,10 +91,26 @@ def test_output_power_is_published_for_a_heated_sample() -> None:
     async def main() -> None:
         psu = quiet_supply(name="psu-power", load_resistance=4.0)
         await psu.open()
-        power = WORLD.lookup("psu-power", HEATING_POWER, wanted_by="test")
+        power = current_world().lookup("psu-power", HEATING_POWER, wanted_by="test")
         await psu.set_voltage(2.0)
         await psu.set_on(True)
         assert power.value_at(trio.current_time()) == pytest.approx(1.0)  # 2 V · 0.5 A
+
+    trio.run(main)
+
+
+def test_a_restarted_driver_finds_the_supply_as_it_was_left() -> None:
+    async def main() -> None:
+        first = quiet_supply(name="psu-restart", load_resistance=10.0)
+        await first.open()
+        await first.set_voltage(4.0)
+        await first.set_on(True)
+        await first.close()
+        # The supervisor restarts an instrument with a fresh driver from the same config.
+        second = quiet_supply(name="psu-restart", load_resistance=10.0)
+        await second.open()
+        assert await second.is_on() and await second.voltage_setpoint() == 4.0
+        assert volts_amps(await second.readback()) == (4.0, pytest.approx(0.4), False)
 
     trio.run(main)
 

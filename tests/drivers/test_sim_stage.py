@@ -16,7 +16,7 @@ from capabilities import (
 )
 from drivers.registry import driver_class
 from drivers.sim.stage import SimStage
-from drivers.sim.world import POSITION, WORLD
+from drivers.sim.world import POSITION, current_world
 
 
 def run_mock_clock(afn: object) -> None:
@@ -144,18 +144,40 @@ def test_position_is_published_in_the_world_and_survives_a_restart() -> None:
         stage = SimStage(name="stage-world")
         await stage.open()
         await stage.move_abs(3.0)
-        seen = WORLD.lookup("stage-world", POSITION, wanted_by="test")
+        seen = current_world().lookup("stage-world", POSITION, wanted_by="test")
         await stage.wait_settled()
         assert seen(trio.current_time()) == pytest.approx(3.0, abs=0.001)
-        await stage.close()
-        # The carriage stays where it stopped while the controller is closed...
-        parked = WORLD.lookup("stage-world", POSITION, wanted_by="test")
-        assert parked(trio.current_time()) == pytest.approx(3.0, abs=0.001)
-        await stage.open()
-        # ...and a reopened controller finds it there.
-        assert (await stage.position()).value == pytest.approx(3.0, abs=0.001)
+        await stage.move_abs(6.0)
+        await trio.sleep(0.05)
+        await stage.close()  # mid-move: the motor halts where it is
+        halted = seen(trio.current_time())
+        assert 3.0 < halted < 6.0
+        # The carriage stays there while the controller is closed...
+        parked = current_world().lookup("stage-world", POSITION, wanted_by="test")
+        await trio.sleep(1.0)
+        assert parked(trio.current_time()) == halted
+        # ...and the fresh driver a supervisor restart creates finds it there.
+        restarted = SimStage(name="stage-world")
+        await restarted.open()
+        assert (await restarted.position()).value == halted
 
     run_mock_clock(main)
+
+
+def test_each_trio_run_starts_with_a_fresh_world() -> None:
+    async def move_away() -> None:
+        stage = SimStage(name="stage-fresh", position=1.0)
+        await stage.open()
+        await stage.move_abs(9.0)
+        await stage.wait_settled()
+
+    async def check_start() -> None:
+        stage = SimStage(name="stage-fresh", position=1.0)
+        await stage.open()
+        assert (await stage.position()).value == 1.0
+
+    run_mock_clock(move_away)
+    run_mock_clock(check_start)
 
 
 def test_bad_parameters_are_rejected_with_the_parameter_name() -> None:

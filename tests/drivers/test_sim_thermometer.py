@@ -108,6 +108,26 @@ def test_heating_does_not_depend_on_how_often_it_is_read() -> None:
     run_mock_clock(main)
 
 
+def test_a_restarted_thermometer_carries_on_from_the_heat_in_the_sample() -> None:
+    async def main() -> None:
+        psu = SimPowerSupply(name="restart-psu", load_resistance=10.0, voltage=5.0, output=True)
+        params = dict(name="restart-thermo", supply="restart-psu", noise=0.0, drift_amplitude=0.0)
+        first = SimThermometer(**params)  # type: ignore[arg-type]
+        await psu.open()
+        await first.open()
+        await trio.sleep(3.0)
+        before = (await first.temperature()).value
+        await first.close()
+        await trio.sleep(2.0)  # the sample keeps heating while no driver looks
+        second = SimThermometer(**params)  # type: ignore[arg-type]
+        await second.open()
+        # 2.5 W · 2 K/W = 5 K when steady, τ = 5 s, heating since the supply opened 5 s ago.
+        expected = 295.0 + 5.0 * (1 - math.exp(-5.0 / 5.0))
+        assert before < (await second.temperature()).value == pytest.approx(expected)
+
+    run_mock_clock(main)
+
+
 def test_a_missing_supply_is_a_clear_device_error() -> None:
     async def main() -> None:
         thermo = SimThermometer(supply="no-such-psu")

@@ -1,9 +1,10 @@
 """The sim world: instruments publish physical quantities by name, siblings look them up."""
 
 import pytest
+import trio
 
 from capabilities import DeviceError
-from drivers.sim.world import HEATING_POWER, POSITION, StepHistory, World
+from drivers.sim.world import HEATING_POWER, POSITION, StepHistory, World, current_world
 
 
 def test_lookup_returns_what_was_published() -> None:
@@ -39,3 +40,13 @@ def test_step_history_splits_an_interval_at_its_steps() -> None:
     assert list(power.segments(12.0, 12.5)) == [(12.0, 12.5, 5.0)]
     assert list(power.segments(5.0, 6.0)) == [(5.0, 6.0, 0.0)]  # before the record: initial
     assert power.value_at(12.0) == 5.0 and power.value_at(100.0) == 3.0
+
+
+def test_the_current_world_belongs_to_the_running_trio_program() -> None:
+    async def main() -> World:
+        assert current_world() is current_world()
+        return current_world()
+
+    assert trio.run(main) is not trio.run(main)
+    with pytest.raises(RuntimeError, match="inside a running Trio program"):
+        current_world()
