@@ -172,7 +172,7 @@ class RingReader:
         :class:`BatchMissing` if it is not (yet) in the ring."""
         lay, words, floats = self.layout, self._words, self._floats
         lock = self._lock(seq)
-        if lock != 2 * seq:
+        if lock != 2 * seq or seq < 1:
             if lock >> 1 > seq:
                 raise self._lapped(seq)
             raise BatchMissing(

@@ -8,8 +8,8 @@ the heartbeat going, and removes its rings on a clean shutdown.
 
 from __future__ import annotations
 
+import contextlib
 import logging
-import os
 import re
 import time
 from pathlib import Path
@@ -155,10 +155,8 @@ class RingSet:
         for writer in self.writers.values():
             writer.close()
         self.writers.clear()
-        try:
+        with contextlib.suppress(OSError):  # someone put a file there: leave it
             self.directory.rmdir()
-        except OSError:
-            pass  # someone put a file there; leave it
 
     def __enter__(self) -> RingSet:
         return self

@@ -209,4 +209,3 @@ class RingWriter:
         self._mm.close()
         if remove:
             self.path.unlink(missing_ok=True)
-

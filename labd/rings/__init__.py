@@ -1,0 +1,49 @@
+"""Time-travel data: every stream in a shared-memory ring, readable zero-copy, persisted.
+
+Daemon side::
+
+    rings = RingSet("default", retention_s=300)
+    persister = Persister(data_dir, run_id)
+    ring = rings.open_stream("camera/frames", FRAME_SCHEMA, "frames",
+                             expected_batch_bytes=2048 * 2048 * 2, batches_per_second=100)
+    persister.follow(ring)
+    stream.add_sink(ring.append)
+
+Analysis side, in any process on the machine::
+
+    with attach("camera/frames") as ring:
+        for b in ring.follow(every=False):
+            with b:                      # raises RingLapped if the frame changed under us
+                print(b.frame().data.mean())
+"""
+
+from labd.rings.errors import BatchTooLarge, RingError, RingLapped, RingNotFound, RingSizeError
+from labd.rings.persister import Persister, PersistStatus, persisted_files
+from labd.rings.reader import BatchMissing, RingBatch, RingReader, attach, default_root, list_rings
+from labd.rings.replay import replay
+from labd.rings.ringset import RingSet, clean_stale_rings
+from labd.rings.stream_files import read_stream_file, tail_stream_file
+from labd.rings.writer import RingWriter
+
+__all__ = [
+    "BatchMissing",
+    "BatchTooLarge",
+    "PersistStatus",
+    "Persister",
+    "RingBatch",
+    "RingError",
+    "RingLapped",
+    "RingNotFound",
+    "RingReader",
+    "RingSet",
+    "RingSizeError",
+    "RingWriter",
+    "attach",
+    "clean_stale_rings",
+    "default_root",
+    "list_rings",
+    "persisted_files",
+    "read_stream_file",
+    "replay",
+    "tail_stream_file",
+]
