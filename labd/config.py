@@ -52,8 +52,16 @@ class InstrumentSpec:
     call_timeout_s: float = 10.0
 
     def create(self) -> object:
-        """A fresh driver instance (no I/O happens until its ``open()``)."""
-        return driver_class(self.driver)(**self.params)
+        """A fresh driver instance (no I/O happens until its ``open()``).
+
+        A driver that takes a ``name`` parameter gets the instrument's name, so that what it
+        reports (and, for simulators, how its siblings find it) matches the config.
+        """
+        cls = driver_class(self.driver)
+        params = self.params
+        if "name" in parameter_names(cls) and "name" not in params:
+            params = {"name": self.name, **params}
+        return cls(**params)
 
 
 @dataclass(frozen=True)

@@ -20,9 +20,9 @@ def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "demo", help="run a stage scan on the simulated lab and find the peak"
     )
-    p.add_argument("--start", type=float, default=-5.0, help="scan start (mm)")
-    p.add_argument("--stop", type=float, default=5.0, help="scan stop (mm)")
-    p.add_argument("--steps", type=int, default=21, help="number of points")
+    p.add_argument("--start", type=float, default=0.0, help="scan start (mm)")
+    p.add_argument("--stop", type=float, default=6.0, help="scan stop (mm)")
+    p.add_argument("--steps", type=int, default=25, help="number of points")
     p.set_defaults(func=demo)
 
 

@@ -1,0 +1,69 @@
+"""Config errors are found before anything starts, with file, line, key and a hint."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from labd.config import default_config, load_config, parse_config
+from labd.errors import ConfigError
+
+
+def test_default_config_is_the_simulated_lab() -> None:
+    config = default_config()
+    assert {s.name: s.driver for s in config.instruments} == {
+        "stage": "sim.stage",
+        "meter": "sim.power_meter",
+        "camera": "sim.camera",
+        "thermo": "sim.thermometer",
+        "psu": "sim.power_supply",
+    }
+
+
+def test_unknown_driver_names_file_line_and_known_drivers(tmp_path: Path) -> None:
+    path = tmp_path / "lab.toml"
+    path.write_text(
+        '[instruments.stage]\ndriver = "sim.stage"\n\n[instruments.laser]\ndriver = "sim.lazer"\n'
+    )
+    with pytest.raises(ConfigError) as e:
+        load_config(path)
+    message = str(e.value)
+    assert f"{path}:5: instruments.laser.driver: unknown driver 'sim.lazer'" in message
+    assert "sim.stage" in message  # the hint lists what exists
+
+
+def test_unknown_parameter_lists_accepted_ones() -> None:
+    text = '[instruments.stage]\ndriver = "sim.stage"\nspeed = 3\n'
+    with pytest.raises(
+        ConfigError, match=r":3: instruments.stage.speed: unknown parameter .*accepted: .*velocity"
+    ):
+        parse_config(text, source="lab.toml")
+
+
+def test_bad_parameter_value_is_reported_by_the_driver() -> None:
+    text = '[instruments.stage]\ndriver = "sim.stage"\nfail_after_calls = -1\n'
+    with pytest.raises(ConfigError, match="rejected its parameters: fail_after_calls must be"):
+        parse_config(text, source="lab.toml")
+
+
+def test_duplicate_instrument_is_a_toml_error_with_its_line() -> None:
+    text = '[instruments.stage]\ndriver = "sim.stage"\n[instruments.stage]\ndriver = "sim.stage"\n'
+    with pytest.raises(ConfigError, match=r"lab.toml: not valid TOML: .*line 3"):
+        parse_config(text, source="lab.toml")
+
+
+def test_missing_driver_and_bad_daemon_keys() -> None:
+    with pytest.raises(ConfigError, match="missing 'driver'"):
+        parse_config("[instruments.stage]\nvelocity = 3\n")
+    with pytest.raises(ConfigError, match="poll_hz: must be a non-negative number"):
+        parse_config('[instruments.stage]\ndriver = "sim.stage"\npoll_hz = "fast"\n')
+    with pytest.raises(ConfigError, match="no instruments configured"):
+        parse_config("[daemon]\nretention_s = 10\n")
+    with pytest.raises(ConfigError, match="unknown section"):
+        parse_config('[instrument.stage]\ndriver = "sim.stage"\n')
+
+
+def test_unreadable_file() -> None:
+    with pytest.raises(ConfigError, match="cannot read the lab config"):
+        load_config("/nonexistent/lab.toml")
