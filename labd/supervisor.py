@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import enum
+import functools
 import inspect
 import math
 from collections import deque
@@ -230,7 +231,7 @@ class _Owner:
             )
         target = self.target_of(handle.channel)
         try:
-            inspect.signature(getattr(target, method)).bind(*args)
+            _signature(type(target), method).bind(None, *args)
         except TypeError as e:
             raise InvalidRequest(f"{handle.name}.{method}: {e}") from None
         timeout = self.spec.call_timeout_s if timeout is None else timeout
@@ -383,6 +384,13 @@ class _Owner:
             # Closing a broken driver may fail; the next open starts afresh anyway.
             with contextlib.suppress(Exception):
                 await driver.close()  # type: ignore[attr-defined]
+
+
+@functools.cache
+def _signature(cls: type, method: str) -> inspect.Signature:
+    # Checking arguments here turns a caller's mistake into InvalidRequest instead of a
+    # TypeError inside the driver (which would fault it). Cached: signature() is slow.
+    return inspect.signature(getattr(cls, method))
 
 
 def _describe(e: BaseException) -> str:
