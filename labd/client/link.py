@@ -82,6 +82,16 @@ async def open_link(
                 yield link
             finally:
                 nursery.cancel_scope.cancel()
+    except BaseExceptionGroup as group:
+        # The caller's code ran inside our nursery; give back its own error, not a group.
+        raise _sole_exception(group) from None
     finally:
         client.close()
         stream.close()  # TwoPartyClient.close() leaves the socket open (DESIGN.md §3)
+
+
+def _sole_exception(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    exc: BaseException = group
+    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+        exc = exc.exceptions[0]
+    return exc

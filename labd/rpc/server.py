@@ -87,9 +87,15 @@ async def serve_rpc(
             async def on_connect(stream: Any) -> None:
                 await to_trio(nursery, serve_connection, services, stream)
 
-            unix_server = await aio(capnp.AsyncIoStream.create_unix_server(on_connect, str(path)))
+            # The socket is born 0600 (umask), not chmod-ed after a window of 0755.
+            umask = os.umask(0o177)
+            try:
+                unix_server = await aio(
+                    capnp.AsyncIoStream.create_unix_server(on_connect, str(path))
+                )
+            finally:
+                os.umask(umask)
             servers.append(unix_server)
-            os.chmod(path, 0o600)
             endpoints = Endpoints(path, token_path)
             ssl_context = tls.server_context() if tls is not None else None
             for text in listen:
