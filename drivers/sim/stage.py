@@ -6,7 +6,7 @@ import math
 
 import trio
 
-from capabilities import DeviceTimeout, InvalidRequest, Limits, Reading
+from capabilities import DeviceDisconnected, DeviceTimeout, InvalidRequest, Limits, Reading
 from drivers.sim.base import SimInstrument, check_positive
 from drivers.sim.motion import Move, Settling, at_rest, plan_move, plan_stop
 from drivers.sim.world import POSITION
@@ -147,7 +147,8 @@ class SimStage(SimInstrument):
         return self._parked if move is None else move.position(t)
 
     def _current(self) -> Move:
-        assert self._move is not None, "capability calls are refused before open()"
+        if self._move is None:  # closed while a wait_settled() was still waiting
+            raise DeviceDisconnected(f"{self.name} was closed")
         return self._move
 
     def _checked_target(self, target: float) -> float:

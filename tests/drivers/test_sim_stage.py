@@ -7,6 +7,7 @@ import trio
 import trio.testing
 
 from capabilities import (
+    DeviceDisconnected,
     DeviceTimeout,
     Limits,
     Movable,
@@ -135,6 +136,24 @@ def test_stop_wakes_a_waiter_early() -> None:
             await stage.stop()
         # Braking from 20 mm/s takes 0.1 s and settling 0.02 s: the full move needed 1.02 s.
         assert settled_after == [pytest.approx(0.32)]
+
+    run_mock_clock(main)
+
+
+def test_closing_wakes_a_waiter_with_a_disconnect() -> None:
+    async def main() -> None:
+        stage = SimStage(name="stage-close-waiter")
+        await stage.open()
+        await stage.move_abs(20.0)
+        async with trio.open_nursery() as nursery:
+
+            async def waiter() -> None:
+                with pytest.raises(DeviceDisconnected, match="was closed"):
+                    await stage.wait_settled()
+
+            nursery.start_soon(waiter)
+            await trio.sleep(0.1)
+            await stage.close()
 
     run_mock_clock(main)
 
