@@ -1,0 +1,325 @@
+"""One run of a script: its own wasmtime Engine and Store, its limits, log and results.
+
+Each run gets a fresh Engine (about 0.1 ms with the module deserialized from the store's
+compiled artifact), so bumping the epoch to stop it can never interrupt another run, and
+its stack limit can differ from its neighbours'. The guest executes in a worker thread
+under the engine's :class:`trio.CapacityLimiter`; see :mod:`labd.scripting.control` for how
+it is stopped and paused, and :mod:`labd.scripting.host` for what it can call.
+"""
+
+from __future__ import annotations
+
+import enum
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass
+
+import pyarrow as pa
+import trio
+import wasmtime
+
+from labd.scripting import wasi
+from labd.scripting.abi import Errno, LogLevel
+from labd.scripting.control import RunControl
+from labd.scripting.errors import ScriptFailed
+from labd.scripting.grants import Grants
+from labd.scripting.host import Host, Resolver
+from labd.scripting.limits import RunLimits
+from labd.scripting.results import Result, results_to_batch
+from labd.scripting.store import ScriptVersion, wasm_config
+
+LOG_HISTORY = 10_000
+"""Log lines a run keeps for late readers; older ones are forgotten (and counted)."""
+
+ResultsSink = Callable[["Run", pa.RecordBatch], None]
+
+
+class RunState(enum.Enum):
+    QUEUED = "queued"
+    """Waiting for a free script slot."""
+    RUNNING = "running"
+    PAUSED = "paused"
+    """Stopped at a ``checkpoint`` until :meth:`Run.resume`."""
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def finished(self) -> bool:
+        return self in (RunState.SUCCEEDED, RunState.FAILED, RunState.CANCELLED)
+
+
+@dataclass(frozen=True, slots=True)
+class LogLine:
+    timestamp: float
+    level: LogLevel
+    text: str
+
+    def __str__(self) -> str:
+        return f"{self.level.name.lower():5} {self.text}"
+
+
+class Run:
+    """A script run. Created by :meth:`ScriptEngine.start`; observe it, wait for it, steer it."""
+
+    def __init__(
+        self,
+        run_id: int,
+        script: ScriptVersion,
+        *,
+        resolver: Resolver,
+        grants: Grants,
+        args: Mapping[str, str],
+        limits: RunLimits,
+        limiter: trio.CapacityLimiter,
+        on_results: ResultsSink | None = None,
+    ) -> None:
+        self.id = run_id
+        self.script = script
+        self.args = dict(args)
+        self.grants = grants
+        self.limits = limits
+        self.state = RunState.QUEUED
+        self.error: ScriptFailed | None = None
+        self.status: int | None = None
+        """What the guest's ``run()`` returned."""
+        self.fuel_used: int | None = None
+        self.memory_bytes: int | None = None
+        """Size of the guest's linear memory when it finished."""
+        self.results: list[Result] = []
+        self.started_at: float | None = None
+        self.ended_at: float | None = None
+        self._limiter = limiter
+        self._on_results = on_results
+        self._engine = wasmtime.Engine(wasm_config(limits.stack_bytes))
+        self._control = RunControl(self._engine)
+        self._control.on_pause_change = self._pause_changed
+        self._scope = trio.CancelScope()
+        self._done = trio.Event()
+        self._log: deque[LogLine] = deque(maxlen=LOG_HISTORY)
+        self._log_total = 0
+        self._log_changed = trio.Event()
+        self._host = Host(
+            label=script.label,
+            control=self._control,
+            resolver=resolver,
+            grants=grants,
+            args=self.args,
+            limits=limits,
+            emit_log=self._log_from_guest,
+            emit_result=self._result_from_guest,
+        )
+
+    def __repr__(self) -> str:
+        return f"<Run {self.id} {self.script.name} v{self.script.version} {self.state.value}>"
+
+    # --- steering -----------------------------------------------------------------------
+
+    def cancel(self) -> None:
+        """Stop the run now (within milliseconds, even inside a host call)."""
+        self._scope.cancel()
+
+    def pause(self) -> None:
+        """Pause at the guest's next ``checkpoint`` call; ``state`` becomes PAUSED there."""
+        if not self.state.finished:
+            self._control.pause()
+
+    def resume(self) -> None:
+        self._control.resume()
+
+    @property
+    def pause_requested(self) -> bool:
+        return self._control.pause_requested
+
+    async def wait(self) -> dict[str, float]:
+        """Wait for the end; returns the last value of each result, raises :class:`ScriptFailed`."""
+        await self._done.wait()
+        if self.error is not None:
+            raise self.error
+        return {r.name: r.value for r in self.results}
+
+    @property
+    def log(self) -> list[LogLine]:
+        """The log lines kept so far (the last :data:`LOG_HISTORY`)."""
+        return list(self._log)
+
+    async def follow_log(self) -> AsyncIterator[LogLine]:
+        """Every kept log line, then each new one as it comes, until the run ends."""
+        seen = self._log_total - len(self._log)
+        while True:
+            first = self._log_total - len(self._log)
+            seen = max(seen, first)
+            while seen < self._log_total:
+                yield self._log[seen - first]
+                seen += 1
+            if self._done.is_set():
+                return
+            await self._log_changed.wait()
+
+    # --- log and results, from the guest thread ----------------------------------------
+
+    def _log_from_guest(self, level: LogLevel, text: str) -> None:
+        dropped = self._host.dropped_log_lines
+        if dropped:
+            self._host.dropped_log_lines = 0
+            self._control.call_sync(self._append_log, LogLevel.WARN, self._dropped_note(dropped))
+        self._control.call_sync(self._append_log, level, text)
+
+    def _dropped_note(self, dropped: int) -> str:
+        return (
+            f"[labd] {dropped} log line(s) dropped: the script logged faster than"
+            f" {self.limits.log_lines_per_s:g} lines/s (bursts of {self.limits.log_burst})"
+        )
+
+    def _append_log(self, level: LogLevel, text: str) -> None:
+        self._log.append(LogLine(time.time(), level, text))
+        self._log_total += 1
+        self._log_changed.set()
+        self._log_changed = trio.Event()
+
+    def _result_from_guest(self, name: str, value: float) -> None:
+        self.results.append(Result(name, value, time.time()))
+
+    def _pause_changed(self) -> None:
+        if not self.state.finished:
+            self.state = RunState.PAUSED if self._control.paused else RunState.RUNNING
+
+    # --- execution ----------------------------------------------------------------------
+
+    async def _execute(self) -> None:
+        """Run to the end; never raises (the outcome is in ``state`` and ``error``)."""
+        try:
+            with self._scope:
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(self._control.watchdog, self.limits.deadline_s)
+                    try:
+                        await trio.to_thread.run_sync(self._guest_main, limiter=self._limiter)
+                    finally:
+                        self._control.guest_done = True
+                        nursery.cancel_scope.cancel()
+            if self._scope.cancelled_caught and self.error is None:
+                self.error = self._failure("cancelled")
+        finally:
+            self._finish()
+
+    def _finish(self) -> None:
+        self.ended_at = time.time()
+        if self._host.dropped_log_lines:
+            self._append_log(LogLevel.WARN, self._dropped_note(self._host.dropped_log_lines))
+            self._host.dropped_log_lines = 0
+        if self.error is None and self.status is None:
+            self.error = self._failure("cancelled")  # cancelled before the guest started
+        if self.error is None:
+            self.state = RunState.SUCCEEDED
+        elif self.error.code == "cancelled":
+            self.state = RunState.CANCELLED
+        else:
+            self.state = RunState.FAILED
+        if self.error is not None:
+            self._append_log(LogLevel.ERROR, f"[labd] {self.error}")
+        if self.results and self._on_results is not None:
+            batch = results_to_batch(self.id, self.script.name, self.script.version, self.results)
+            self._on_results(self, batch)
+        self._done.set()
+        self._log_changed.set()
+
+    def _guest_main(self) -> None:
+        """The guest thread: instantiate, call ``run``, and classify how it ended."""
+        self.started_at = time.time()
+        self.state = RunState.RUNNING
+        limits = self.limits
+        store = wasmtime.Store(self._engine)
+        store.set_fuel(limits.fuel)
+        store.set_epoch_deadline(1)
+        store.set_limits(memory_size=limits.memory_bytes, table_elements=1_000_000, memories=1)
+        # Checked after the deadline is armed: a stop that came earlier bumped the epoch
+        # before this store existed, and would otherwise be missed.
+        if self._control.stop_reason is not None:
+            self.error = self._failure(self._control.stop_reason)
+            return
+        linker = wasmtime.Linker(self._engine)
+        stdout = wasi.LineSplitter(LogLevel.INFO, self._host.log_line)
+        stderr = wasi.LineSplitter(LogLevel.WARN, self._host.log_line)
+        if self.script.uses_wasi:
+            wasi.configure(
+                store, linker, self._host, self._control, self.script.name, stdout, stderr
+            )
+        self._host.define(linker, self.script.imports)
+        try:
+            module = self.script.load(self._engine)
+            instance = linker.instantiate(store, module)
+            exports = instance.exports(store)
+            memory = exports["memory"]
+            assert isinstance(memory, wasmtime.Memory)
+            self._host.memory = memory
+            init = exports.get("_initialize")
+            if isinstance(init, wasmtime.Func):
+                init(store)
+            run = exports["run"]
+            assert isinstance(run, wasmtime.Func)
+            status = run(store)
+            self.status = int(status)
+            self.error = self._status_failure(self.status)
+        except wasmtime.ExitTrap as e:
+            self.status = e.code
+            if e.code != 0:
+                self.error = self._failure("exit", f"exited with status {e.code}")
+        except wasmtime.Trap as trap:
+            self.error = self._trap_failure(trap)
+        except wasmtime.WasmtimeError as e:
+            self.error = self._failure("instantiate", _first_line(str(e)))
+        finally:
+            stdout.flush()
+            stderr.flush()
+            self.fuel_used = limits.fuel - store.get_fuel()
+            if self._host.memory is not None:
+                self.memory_bytes = self._host.memory.data_len(store)
+
+    # --- how it ended -------------------------------------------------------------------
+
+    def _trap_failure(self, trap: wasmtime.Trap) -> ScriptFailed:
+        code = trap.trap_code
+        if code == wasmtime.TrapCode.OUT_OF_FUEL:
+            return self._failure("out-of-fuel")
+        if code == wasmtime.TrapCode.INTERRUPT:
+            return self._failure(self._control.stop_reason or "cancelled")
+        if code == wasmtime.TrapCode.STACK_OVERFLOW:
+            return self._failure("stack-overflow")
+        kind = code.name.lower().replace("_", " ") if code is not None else "trap"
+        return self._failure("trap", f"{kind}: {_first_line(trap.message)}")
+
+    def _status_failure(self, status: int) -> ScriptFailed | None:
+        if status == 0:
+            return None
+        if self._control.stop_reason is not None:
+            return self._failure(self._control.stop_reason)
+        last = self._host.last_error
+        if status < 0:
+            try:
+                errno = Errno(status)
+            except ValueError:
+                return self._failure("script-error", f"run() returned {status}")
+            why = f": {last}" if last else ""
+            return self._failure(errno.slug, f"run() returned {errno.name}{why}")
+        return self._failure("script-error", f"run() returned {status}")
+
+    def _failure(self, code: str, detail: str = "") -> ScriptFailed:
+        label, lim = self.script.label, self.limits
+        messages = {
+            "out-of-fuel": f"{label} ran out of fuel after {lim.fuel:.3g} instructions;"
+            " raise the fuel limit (--fuel)",
+            "deadline": f"{label} ran past its {lim.deadline_s:g} s deadline;"
+            " raise it (--deadline) or make the script finish sooner",
+            "cancelled": f"{label} was cancelled",
+            "stack-overflow": f"{label} overflowed its {lim.stack_bytes // 1024} KiB stack"
+            " (runaway recursion?); raise --stack if the depth is intended",
+        }
+        message = messages.get(code) or f"{label} failed: {detail}"
+        if code == "instantiate":
+            message = f"{label} could not start: {detail} (memory limit {lim.memory_bytes // 2**20} MiB; --memory raises it)"
+        return ScriptFailed(code, message)
+
+
+def _first_line(text: str) -> str:
+    return text.strip().splitlines()[0] if text.strip() else text
