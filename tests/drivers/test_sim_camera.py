@@ -150,7 +150,7 @@ def test_snap_in_real_time_is_about_the_exposure() -> None:
         await camera.snap()  # the first frame after an exposure change builds the noise table
         t = time.perf_counter()
         await camera.snap()
-        assert 0.1 <= time.perf_counter() - t < 0.15
+        assert 0.1 <= time.perf_counter() - t < 0.2
 
     trio.run(main)
 
