@@ -15,6 +15,7 @@ from collections.abc import Sequence
 COMMAND_MODULES = [
     "labd.cli.serve",
     "labd.cli.demo",
+    "labd.cli.client_cmds",
 ]
 
 

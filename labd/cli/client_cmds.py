@@ -1,0 +1,168 @@
+"""Client subcommands: ``labd ls|status|move|read|snap|share|watch`` against a running daemon."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+
+from capabilities import CapabilityError, FrameProducer, Movable, Readable
+from labd import records
+from labd.client import BlockingLab, ConnectionLost, NoDaemon, Restriction, connect_blocking
+from labd.errors import LabdError
+
+STATE_STYLE = {"ready": "green", "busy": "cyan", "faulted": "bold red", "restarting": "yellow"}
+
+
+def register(subparsers: Any) -> None:
+    def add(name: str, help: str, func: Callable[[BlockingLab, argparse.Namespace], int]) -> Any:
+        p = subparsers.add_parser(name, help=help)
+        p.add_argument(
+            "--connect",
+            metavar="ADDRESS",
+            help="daemon address: socket path, HOST:PORT or tls://HOST:PORT (default: local)",
+        )
+        p.add_argument("--token", help="lab token (default: the token file next to the socket)")
+        p.add_argument("--tls-ca", help="certificate to trust for tls:// addresses")
+        p.set_defaults(func=lambda args: _with_lab(args, func))
+        return p
+
+    add("ls", "list instruments, their capabilities and state", ls)
+    add("status", "instrument states and streams", status)
+    p = add("move", "move a Movable to a position and wait until settled", move)
+    p.add_argument("name")
+    p.add_argument("position", type=float)
+    p = add("read", "read a Readable once", read)
+    p.add_argument("name")
+    p = add("snap", "snap one frame into an Arrow IPC file", snap)
+    p.add_argument("name")
+    p.add_argument("-o", "--output", required=True, help="file to write (.arrow)")
+    p = add("share", "make a sharing token for a collaborator, or revoke one", share)
+    p.add_argument("name", nargs="?", help="instrument to share")
+    p.add_argument("--read-only", action="store_true", help="only reading/query methods")
+    p.add_argument("--expires", type=float, metavar="SECONDS", help="token lifetime")
+    p.add_argument("--range", nargs=2, type=float, metavar=("LOW", "HIGH"), help="position range")
+    p.add_argument("--revoke", metavar="TOKEN", help="revoke this sharing token")
+    p.add_argument("--list", action="store_true", help="list active sharing tokens")
+    p = add("watch", "live readings of an instrument's streams in the terminal", watch)
+    p.add_argument("name")
+    p.add_argument("--seconds", type=float, default=0, help="stop after this long (0: Ctrl-C)")
+
+
+def _with_lab(
+    args: argparse.Namespace, func: Callable[[BlockingLab, argparse.Namespace], int]
+) -> int:
+    try:
+        with connect_blocking(args.connect, token=args.token, tls_ca=args.tls_ca) as lab:
+            return func(lab, args)
+    except (NoDaemon, ConnectionLost, FileNotFoundError, PermissionError) as e:
+        print(f"labd: {e}", file=sys.stderr)
+        return 3
+    except (LabdError, CapabilityError) as e:
+        print(f"labd: {type(e).__name__}: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+def ls(lab: BlockingLab, args: argparse.Namespace) -> int:
+    table = Table()
+    for column in ("instrument", "driver", "state", "capabilities"):
+        table.add_column(column)
+    for info in lab.instruments():
+        state = f"[{STATE_STYLE.get(info.state, '')}]{info.state}[/]"
+        table.add_row(info.name, info.driver, state, ", ".join(info.capabilities))
+    Console().print(table)
+    return 0
+
+
+def status(lab: BlockingLab, args: argparse.Namespace) -> int:
+    console = Console()
+    for info in lab.instruments():
+        why = f" — {info.reason}" if info.reason else ""
+        style = STATE_STYLE.get(info.state, "")
+        console.print(f"{info.name:12} [{style}]{info.state}[/] restarts={info.restarts}{why}")
+    for stream in lab.streams():
+        console.print(f"  stream {stream.name:24} {stream.kind:9} seq={stream.last_seq}")
+    return 0
+
+
+def move(lab: BlockingLab, args: argparse.Namespace) -> int:
+    stage = lab.instrument(args.name).get(Movable)
+    stage.move_abs(args.position)
+    print(stage.wait_settled(60.0))
+    return 0
+
+
+def read(lab: BlockingLab, args: argparse.Namespace) -> int:
+    print(lab.instrument(args.name).get(Readable).read())
+    return 0
+
+
+def snap(lab: BlockingLab, args: argparse.Namespace) -> int:
+    frame = lab.instrument(args.name).get(FrameProducer).snap()
+    with open(args.output, "wb") as out:
+        out.write(records.batch_to_ipc(records.frame_to_batch(frame)))
+    print(f"{frame.format.height}×{frame.format.width} {frame.format.dtype} → {args.output}")
+    return 0
+
+
+def share(lab: BlockingLab, args: argparse.Namespace) -> int:
+    if args.revoke:
+        lab.revoke(args.revoke)
+        print("revoked")
+        return 0
+    if args.list or not args.name:
+        for s in lab.shares():
+            expiry = time.ctime(s.expires_at) if s.expires_at else "never"
+            print(f"{s.token}  {s.instrument}  read_only={s.read_only}  expires={expiry}")
+        return 0
+    ranges = {"position": (args.range[0], args.range[1])} if args.range else {}
+    restriction = Restriction(read_only=args.read_only, expires_in=args.expires, ranges=ranges)
+    token, _ = lab.instrument(args.name).share(restriction)
+    print(token)
+    print(
+        f"# a collaborator redeems it with labd.client.redeem_blocking({token!r}, ADDRESS);"
+        f" revoke with: labd share --revoke {token}",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def watch(lab: BlockingLab, args: argparse.Namespace) -> int:
+    info = lab.instrument(args.name).info()
+    readings = [s for s in info.streams if lab_stream_kind(lab, s) == "readings"]
+    if not readings:
+        print(f"labd: {args.name} publishes no readings (streams: {info.streams})", file=sys.stderr)
+        return 1
+    stream = readings[0]
+    end = time.monotonic() + args.seconds if args.seconds else float("inf")
+    table_rows: list[tuple[int, str]] = []
+    with lab.subscribe(stream, max_rate=10) as sub, Live(refresh_per_second=10) as live:
+        last = 0
+        while time.monotonic() < end:
+            try:
+                message = sub.next(timeout=max(0.1, min(1.0, end - time.monotonic())))
+            except TimeoutError:
+                continue
+            gap = f" (skipped {message.seq - last - 1})" if last and message.seq > last + 1 else ""
+            last = message.seq
+            for reading in message.readings():
+                table_rows.append((message.seq, f"{reading}{gap}"))
+            table = Table(title=f"{stream}")
+            table.add_column("seq", justify="right")
+            table.add_column("reading")
+            for seq, text in table_rows[-15:]:
+                table.add_row(str(seq), text)
+            live.update(table)
+    return 0
+
+
+def lab_stream_kind(lab: BlockingLab, name: str) -> str:
+    return next((s.kind for s in lab.streams() if s.name == name), "")
