@@ -12,6 +12,7 @@ Run one from a shell (or a test that needs it in another process)::
 """
 
 from pathlib import Path
+from typing import Any
 
 #: The folder of the pyvisa-sim YAML files.
 YAML_DIR = Path(__file__).parent
@@ -24,3 +25,23 @@ def visa_library(name: str) -> str:
         known = ", ".join(sorted(p.stem for p in YAML_DIR.glob("*.yaml")))
         raise FileNotFoundError(f"no simulated VISA device {name!r}; known: {known}")
     return f"{path}@sim"
+
+
+class VisaTraffic:
+    """Records what a pyvisa-sim device receives, so a test can assert a command was (or
+    was never) sent. Attach it to an open session: ``traffic = VisaTraffic(resource)``
+    where ``resource`` is the ``pyvisa`` resource object (a simulated one)."""
+
+    def __init__(self, resource: Any) -> None:
+        self.device = resource.visalib.sessions[resource.session].device
+        self.commands: list[str] = []
+        self._original = self.device.write
+
+        def record(data: bytes) -> None:
+            self.commands.append(data.decode("latin-1").rstrip("\r\n"))
+            self._original(data)
+
+        self.device.write = record
+
+    def detach(self) -> None:
+        self.device.write = self._original

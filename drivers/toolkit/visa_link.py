@@ -61,8 +61,9 @@ class VisaLink:
             )
         except (pyvisa.errors.Error, OSError, ValueError) as e:
             raise LinkLost(f"cannot open: {e}") from e
-        # Decoding never fails this way; garbage reaches the reply parser and is named there.
-        instrument.encoding = "latin-1"
+        if not instrument.session:
+            # VI_NULL is never a valid session; pyvisa-sim reports a missing resource so.
+            raise LinkLost(f"cannot open: {self.resource} was not found")
         self._instrument = instrument
 
     def close(self) -> None:
@@ -76,8 +77,14 @@ class VisaLink:
         self._call(lambda inst: inst.write(message))
 
     def read(self) -> str:
-        reply: str = self._call(lambda inst: inst.read())
-        return reply
+        raw: bytes = self._call(lambda inst: inst.read_raw())
+        if not raw:
+            # A device never sends an empty message; a backend that reports errors only in
+            # its status code (pyvisa-sim on a closed session) returns nothing instead.
+            raise LinkLost("the VISA session returned no data")
+        # latin-1 never fails: garbage reaches the reply parser, which names it.
+        reply = raw.decode("latin-1")
+        return reply.removesuffix(self.read_termination)
 
     def discard_input(self) -> None:
         pass  # a VISA message-based read is one whole message; nothing stale lingers

@@ -1,0 +1,51 @@
+"""The Lake Shore 336 driver through the real pyvisa stack against pyvisa-sim."""
+
+from __future__ import annotations
+
+import pytest
+import trio
+
+from capabilities import InvalidRequest, OutOfRange, capabilities_of
+from drivers.devices import VisaTraffic, visa_library
+from drivers.lakeshore_336 import LakeShore336
+
+
+@pytest.mark.parametrize("resource", ["TCPIP0::192.168.1.60::7777::SOCKET", "ASRL3::INSTR"])
+def test_inputs_read_kelvin_and_drive_their_loop_set_point(resource: str) -> None:
+    async def main() -> None:
+        controller = LakeShore336(
+            resource=resource, visa_library=visa_library("lakeshore_336"), timeout_s=0.5
+        )
+        inputs = controller.channels()
+        assert list(inputs) == ["A", "B", "C", "D"]
+        assert all(capabilities_of(i) == ["TemperatureSensor"] for i in inputs.values())
+        await controller.open()
+        b = controller.inputs["B"]
+        reading = await b.temperature()
+        assert reading.value == pytest.approx(77.412) and reading.unit == "K"
+        await b.set_setpoint(80.0)  # input B is controlled by loop 2 (OUTMODE? 2 -> 1,2,0)
+        assert await b.setpoint() == 80.0
+        assert await controller.loops[2].setpoint.get() == 80.0
+        with pytest.raises(InvalidRequest, match="no heater loop is controlled by input C"):
+            await controller.inputs["C"].set_setpoint(10.0)
+        await controller.close()
+
+    trio.run(main)
+
+
+def test_set_points_above_the_safety_limit_are_not_sent() -> None:
+    async def main() -> None:
+        controller = LakeShore336(
+            resource="TCPIP0::192.168.1.60::7777::SOCKET",
+            visa_library=visa_library("lakeshore_336"),
+            max_setpoint_k=350.0,
+        )
+        await controller.open()
+        traffic = VisaTraffic(controller.connection.link._instrument)  # type: ignore[attr-defined]
+        with pytest.raises(OutOfRange, match=r"setpoint 500 K is outside \[0, 350\] K"):
+            await controller.inputs["A"].set_setpoint(500.0)
+        assert not any(c.startswith("SETP ") for c in traffic.commands)
+        traffic.detach()
+        await controller.close()
+
+    trio.run(main)
