@@ -8,6 +8,7 @@ from capabilities.errors import (
     InvalidRequest,
     OutOfRange,
     PermissionDenied,
+    WaitTimeout,
 )
 from capabilities.introspect import CAPABILITIES, capabilities_of, capability
 from capabilities.protocols import (
@@ -67,6 +68,7 @@ __all__ = [
     "TemperatureSensor",
     "Triggerable",
     "VoltageSource",
+    "WaitTimeout",
     "capabilities_of",
     "capability",
     "now",

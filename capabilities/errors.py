@@ -23,6 +23,11 @@ class PermissionDenied(InvalidRequest):
     """The capability held does not allow this (read-only, expired, revoked)."""
 
 
+class WaitTimeout(CapabilityError):
+    """A wait the *caller* bounded (``wait_settled(timeout=...)``) ran out. The instrument is
+    fine; the caller asked for less time than the physics needed. Never faults it."""
+
+
 class DeviceError(CapabilityError):
     """The instrument misbehaved: no answer, garbage, disconnect. Faults the instrument."""
 

@@ -63,6 +63,7 @@ _CAPABILITY_CODES: list[tuple[type[BaseException], str]] = [
     (cap_errors.OutOfRange, "out-of-range"),
     (cap_errors.PermissionDenied, "permission-denied"),
     (cap_errors.InvalidRequest, "invalid-request"),
+    (cap_errors.WaitTimeout, "wait-timeout"),
     (cap_errors.DeviceTimeout, "device-timeout"),
     (cap_errors.DeviceDisconnected, "device-disconnected"),
     (cap_errors.DeviceError, "device-error"),

@@ -4,8 +4,9 @@ Every call to an instrument is a request queued to the task that owns its driver
 calls never interleave on the wire and a driver never needs locks. The owner task also
 decides what a failure means:
 
-* a refused request (:class:`capabilities.InvalidRequest`) goes back to the caller and the
-  instrument stays ready;
+* a refused request (:class:`capabilities.InvalidRequest`) or a caller-bounded wait that
+  ran out (:class:`capabilities.WaitTimeout`) goes back to the caller and the instrument
+  stays ready;
 * anything else a driver raises, or a call that outlives its timeout, *faults* the
   instrument: pending calls fail at once, the driver is closed, and after a back-off it is
   created and opened again. Too many faults within a window and it stays faulted, with
@@ -19,7 +20,6 @@ from __future__ import annotations
 
 import contextlib
 import enum
-import functools
 import inspect
 import math
 from collections import deque
@@ -35,6 +35,7 @@ from capabilities import (
     DeviceError,
     HasChannels,
     InvalidRequest,
+    WaitTimeout,
     capabilities_of,
     now,
 )
@@ -343,7 +344,7 @@ class _Owner:
             with trio.move_on_at(request.deadline) as deadline:
                 try:
                     value = await method(*request.args)
-                except InvalidRequest as e:
+                except (InvalidRequest, WaitTimeout) as e:
                     request.finish(outcome.Error(e))
                     return None
                 except trio.Cancelled:
@@ -386,11 +387,16 @@ class _Owner:
                 await driver.close()  # type: ignore[attr-defined]
 
 
-@functools.cache
+_SIGNATURES: dict[tuple[type, str], inspect.Signature] = {}
+
+
 def _signature(cls: type, method: str) -> inspect.Signature:
     # Checking arguments here turns a caller's mistake into InvalidRequest instead of a
     # TypeError inside the driver (which would fault it). Cached: signature() is slow.
-    return inspect.signature(getattr(cls, method))
+    key = (cls, method)
+    if key not in _SIGNATURES:
+        _SIGNATURES[key] = inspect.signature(getattr(cls, method))
+    return _SIGNATURES[key]
 
 
 def _describe(e: BaseException) -> str:

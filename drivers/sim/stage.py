@@ -6,7 +6,7 @@ import math
 
 import trio
 
-from capabilities import DeviceDisconnected, DeviceTimeout, InvalidRequest, Limits, Reading
+from capabilities import DeviceDisconnected, InvalidRequest, Limits, Reading, WaitTimeout
 from drivers.sim.base import SimInstrument, check_positive
 from drivers.sim.motion import Move, Settling, at_rest, plan_move, plan_stop
 from drivers.sim.world import POSITION
@@ -114,7 +114,7 @@ class SimStage(SimInstrument):
             if t >= move.settled_at:
                 return Reading(move.position(t), self._limits.unit)
             if t >= deadline:
-                raise DeviceTimeout(
+                raise WaitTimeout(
                     f"{self.name} did not settle within {timeout:g} s: it needs another"
                     f" {move.settled_at - t:.3g} s to reach {move.target:g} {self._limits.unit}"
                 )

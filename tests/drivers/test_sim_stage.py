@@ -8,7 +8,7 @@ import trio.testing
 
 from capabilities import (
     DeviceDisconnected,
-    DeviceTimeout,
+    WaitTimeout,
     Limits,
     Movable,
     OutOfRange,
@@ -68,7 +68,7 @@ def test_wait_settled_times_out_when_the_move_takes_longer() -> None:
         stage = SimStage(name="stage-timeout")
         await stage.open()
         await stage.move_abs(20.0)
-        with pytest.raises(DeviceTimeout, match=r"did not settle within 0\.1 s"):
+        with pytest.raises(WaitTimeout, match=r"did not settle within 0\.1 s"):
             await stage.wait_settled(timeout=0.1)
         await stage.wait_settled()
 
