@@ -8,11 +8,11 @@ import trio.testing
 
 from capabilities import (
     DeviceDisconnected,
-    WaitTimeout,
     Limits,
     Movable,
     OutOfRange,
     Stoppable,
+    WaitTimeout,
     capabilities_of,
 )
 from drivers.registry import driver_class
