@@ -119,7 +119,7 @@ class _StreamPersister:
             assert self._fd is not None
             _write_all(self._fd, body)
             if not batch.still_valid():
-                os.ftruncate(self._fd, self._pos)
+                self._rewind()
                 self._lose(f"batch {seq} was overwritten in the ring while being written")
                 return
             self._pos += nbytes
@@ -157,6 +157,12 @@ class _StreamPersister:
         self._fd, self._pos, self._synced = fd, len(self._schema_bytes), 0
         self.status = replace(self.status, file=path)
 
+    def _rewind(self) -> None:
+        """Cut a partly written batch off, and write the next one where it began."""
+        assert self._fd is not None
+        os.ftruncate(self._fd, self._pos)
+        os.lseek(self._fd, self._pos, os.SEEK_SET)  # else the next write leaves a hole
+
     def _sync(self) -> None:
         assert self._fd is not None
         os.fdatasync(self._fd)
@@ -183,7 +189,7 @@ class _StreamPersister:
     def _disk_failed(self, exc: OSError) -> None:
         if self._fd is not None:
             with contextlib.suppress(OSError):  # keep the file readable to its last batch
-                os.ftruncate(self._fd, self._pos)
+                self._rewind()
         message = (
             f"cannot persist stream {self.stream!r} to {self._directory}: {exc.strerror or exc}. "
             "Acquisition goes on and the ring keeps the most recent data; free disk space or "

@@ -17,7 +17,7 @@ from labd.rings.errors import RingSizeError
 from labd.rings.layout import HEADER_WORDS, INDEX_WORDS, PAGE, WORD, page_round
 
 MIN_SLOTS = 4  # a reader holding the newest batch survives a few more appends
-SLOT_MARGIN = PAGE  # IPC message headers, padding, dictionary message, end-of-stream
+SLOT_MARGIN = 2048  # IPC message headers, padding, dictionary message, end-of-stream
 DEFAULT_MEMORY_SHARE = 0.25  # of MemAvailable, for all rings of a daemon together
 
 

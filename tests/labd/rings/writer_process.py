@@ -23,7 +23,7 @@ FRAME_SHAPE = (512, 512)
 
 def main(argv: list[str]) -> None:
     root, daemon_id, kind, count, rate = argv[:5]
-    rings = RingSet(daemon_id, root=Path(root), retention_s=1.0, max_bytes=256 << 20)
+    rings = RingSet(daemon_id, root=Path(root), retention_s=2.0, max_bytes=256 << 20)
     if kind == "frames":
         ring = rings.open_stream(
             "camera/frames",
