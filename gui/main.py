@@ -1,0 +1,65 @@
+"""Start the GUI: model, network thread, window, loop — and leave without a trace."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+
+import dearpygui.dearpygui as dpg
+
+from gui.actions import ActionRunner
+from gui.app import GuiApp
+from gui.link import Link
+from gui.model import LabModel
+
+log = logging.getLogger("labd.gui")
+
+
+def run_gui(
+    address: str | None,
+    *,
+    token: str | None = None,
+    tls_ca: str | None = None,
+    actions: str | None = None,
+    title: str = "labd",
+) -> int:
+    """Run the GUI until its window closes (or the actions file ends); the exit status.
+
+    The caller must end the process with :func:`hard_exit` once it has cleaned up.
+    """
+    runner = None
+    if actions is not None:
+        try:
+            runner = ActionRunner(actions)
+        except ValueError as exc:
+            print(f"labd gui: {exc}", file=sys.stderr)
+            return 2
+    model = LabModel()
+    link = Link(model, address, token=token, tls_ca=tls_ca)
+    app = GuiApp(link, model, title=title)
+    app.build()
+    if runner is not None:
+        app.frame_hooks.append(runner)
+    link.start()
+    status = 0
+    try:
+        app.run()
+    except Exception:
+        log.exception("the GUI failed")
+        status = 1
+    finally:
+        link.stop(timeout=2.0)
+        dpg.destroy_context()
+    if runner is not None and runner.exit_status:
+        status = runner.exit_status
+    return status
+
+
+def hard_exit(status: int) -> None:
+    """Leave with ``os._exit``: DearPyGui can abort in interpreter shutdown after
+    ``destroy_context`` (DESIGN.md §8), and the network thread holds nothing that needs a
+    clean exit (the daemon drops this connection's work by itself)."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)

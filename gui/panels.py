@@ -1,0 +1,620 @@
+"""Instrument panels drawn with DearPyGui, one section per :class:`gui.controls.Section`.
+
+Widgets get stable tags (``"<instrument>.<section>.<control>"``, e.g. ``stage.motion.go``)
+so that the test hook (:mod:`gui.actions`) can set values and press buttons through the
+very callbacks a user triggers. Every command goes out through :class:`gui.link.Link`
+and its result comes back on the UI thread; a refused command shows its error message
+on the panel, it never raises into the render loop.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+import dearpygui.dearpygui as dpg
+import numpy as np
+
+from capabilities import Frame, Reading, Roi, SupplyReadback
+from gui import colormaps
+from gui.controls import Section, sections_for, unknown_capabilities
+from gui.imaging import Rendered, render
+from gui.link import Link
+from gui.model import InstrumentInfo
+from gui.textures import DoubleBufferedTexture
+from gui.traces import History, minmax_per_column
+
+STATE_COLOURS = {
+    "ready": (90, 200, 90),
+    "busy": (220, 200, 80),
+    "starting": (150, 150, 220),
+    "restarting": (230, 150, 60),
+    "faulted": (240, 70, 70),
+    "stopped": (160, 160, 160),
+}
+PLOT_WIDTH = 460
+PLOT_HEIGHT = 150
+IMAGE_BOX = 512
+HISTORY_S = 300.0
+
+
+class Clock:
+    """Where the views look: live (``paused_at is None``) or a moment in the past."""
+
+    def __init__(self) -> None:
+        self.paused_at: float | None = None
+        self.span_s = 60.0
+
+    def end(self) -> float:
+        return time.time() if self.paused_at is None else self.paused_at
+
+
+class SectionView:
+    """Base of a panel section; subclasses draw one kind and react to data."""
+
+    def __init__(self, panel: InstrumentPanel, section: Section) -> None:
+        self.panel = panel
+        self.section = section
+        self.tag = f"{panel.name}.{section.kind}"
+
+    @property
+    def link(self) -> Link:
+        return self.panel.link
+
+    def build(self) -> None:
+        raise NotImplementedError
+
+    def on_readings(self, stream: str, t: np.ndarray, v: np.ndarray) -> None:
+        """Readings of a stream this section shows arrived."""
+
+    def on_frame(self, stream: str, frame: Frame) -> None:
+        """A frame of a stream this section shows arrived."""
+
+    def tick(self, clock: Clock) -> None:
+        """Once per UI frame: redraw what changed (cheaply)."""
+
+    def poll(self) -> None:
+        """About twice a second: ask the daemon for values no stream carries."""
+
+    def call(
+        self, capability: str, method: str, *args: Any, done: Callable[[Any], None] | None = None
+    ) -> None:
+        dpg.hide_item(f"{self.panel.name}.error")
+        self.link.call(
+            self.panel.name, capability, method, *args, done=done, failed=self.panel.show_error
+        )
+
+
+class ReadingPlot:
+    """A scrolling plot of one reading stream, decimated to min/max per pixel column."""
+
+    def __init__(self, tag: str, label: str) -> None:
+        self.tag = tag
+        self.label = label
+        self.history = History(HISTORY_S)
+        self._drawn_at = 0.0
+        self._dirty = True
+
+    def build(self) -> None:
+        with dpg.plot(tag=f"{self.tag}.plot", height=PLOT_HEIGHT, width=PLOT_WIDTH, no_title=True):
+            dpg.add_plot_axis(dpg.mvXAxis, tag=f"{self.tag}.x", label="seconds")
+            with dpg.plot_axis(dpg.mvYAxis, tag=f"{self.tag}.y", label=self.label):
+                dpg.add_line_series([], [], tag=f"{self.tag}.series")
+
+    def append(self, t: np.ndarray, v: np.ndarray) -> None:
+        self.history.append(t, v)
+        self._dirty = True
+
+    def draw(self, clock: Clock) -> None:
+        now = time.monotonic()
+        # Scrolling needs a redraw even without new data, but 10 Hz is smooth enough.
+        if not self._dirty and now - self._drawn_at < 0.1:
+            return
+        self._drawn_at, self._dirty = now, False
+        end = clock.end()
+        t, v = self.history.window(end - clock.span_s, end)
+        t, v = minmax_per_column(t - end, v, PLOT_WIDTH)
+        dpg.set_value(f"{self.tag}.series", [t.tolist(), v.tolist()])
+        dpg.set_axis_limits(f"{self.tag}.x", -clock.span_s, 0.0)
+        if len(v):
+            lo, hi = float(v.min()), float(v.max())
+            pad = (hi - lo) * 0.1 or abs(hi) * 0.01 or 1.0
+            dpg.set_axis_limits(f"{self.tag}.y", lo - pad, hi + pad)
+
+    @property
+    def points(self) -> int:
+        return len(dpg.get_value(f"{self.tag}.series")[0])
+
+
+class ReadingView(SectionView):
+    """``Readable`` / ``TemperatureSensor``: the live value and its scrolling plot."""
+
+    METHODS: ClassVar[dict[str, tuple[str, str]]] = {
+        "reading": ("Readable", "read"),
+        "temperature": ("TemperatureSensor", "temperature"),
+    }
+
+    def build(self) -> None:
+        dpg.add_text("-", tag=f"{self.tag}.value")
+        self.plot = ReadingPlot(self.tag, self.section.title)
+        self.plot.build()
+        self.unit = ""
+
+    def on_readings(self, stream: str, t: np.ndarray, v: np.ndarray) -> None:
+        self.plot.append(t, v)
+
+    def tick(self, clock: Clock) -> None:
+        self.plot.draw(clock)
+        end = clock.end()
+        _, v = self.plot.history.window(end - clock.span_s, end)
+        if len(v):
+            dpg.set_value(f"{self.tag}.value", f"{v[-1]:.6g} {self.unit}")
+
+    def poll(self) -> None:
+        # The unit is not part of the plotted arrays; ask once. Without a stream, poll values.
+        if not self.unit or self.section.stream not in self.panel.info.streams:
+            capability, method = self.METHODS[self.section.kind]
+            self.call(capability, method, done=self._got)
+
+    def _got(self, reading: Reading) -> None:
+        self.unit = reading.unit
+        if self.section.stream not in self.panel.info.streams:
+            self.plot.append(np.array([reading.timestamp]), np.array([reading.value]))
+
+
+class MotionView(ReadingView):
+    """``Movable`` (+ ``Stoppable``): position, target, jog and stop."""
+
+    METHODS: ClassVar[dict[str, tuple[str, str]]] = {"motion": ("Movable", "position")}
+
+    def build(self) -> None:
+        tag = self.tag
+        dpg.add_text("-", tag=f"{tag}.value")
+        with dpg.group(horizontal=True):
+            dpg.add_input_float(tag=f"{tag}.target", label="target", width=120, step=0)
+            dpg.add_button(label="Move", tag=f"{tag}.go", callback=self.go)
+        with dpg.group(horizontal=True):
+            dpg.add_input_float(
+                tag=f"{tag}.step", label="step", width=120, default_value=0.5, step=0
+            )
+            dpg.add_button(label=" - ", tag=f"{tag}.jog_minus", callback=lambda: self.jog(-1))
+            dpg.add_button(label=" + ", tag=f"{tag}.jog_plus", callback=lambda: self.jog(+1))
+            if "stop" in self.section.controls:
+                dpg.add_button(label="STOP", tag=f"{tag}.stop", callback=self.stop)
+        self.plot = ReadingPlot(tag, "position")
+        self.plot.build()
+        self.unit = ""
+
+    def go(self) -> None:
+        self.call("Movable", "move_abs", float(dpg.get_value(f"{self.tag}.target")))
+
+    def jog(self, direction: int) -> None:
+        self.call("Movable", "move_rel", direction * float(dpg.get_value(f"{self.tag}.step")))
+
+    def stop(self) -> None:
+        self.call("Stoppable", "stop")
+
+
+class StopView(SectionView):
+    def build(self) -> None:
+        dpg.add_button(
+            label="STOP", tag=f"{self.tag}.stop", callback=lambda: self.call("Stoppable", "stop")
+        )
+
+
+class SupplyView(SectionView):
+    """``VoltageSource`` (+ ``Switchable``): set point, limit, readback, output switch."""
+
+    def build(self) -> None:
+        tag = self.tag
+        with dpg.group(horizontal=True):
+            dpg.add_input_float(tag=f"{tag}.setpoint", label="V", width=120, step=0)
+            dpg.add_button(label="Set", tag=f"{tag}.set_voltage", callback=self.set_voltage)
+            dpg.add_input_float(tag=f"{tag}.limit", label="A limit", width=120, step=0)
+            dpg.add_button(label="Set", tag=f"{tag}.set_limit", callback=self.set_limit)
+        dpg.add_text("readback: -", tag=f"{tag}.readback")
+        if "output" in self.section.controls:
+            dpg.add_checkbox(label="output on", tag=f"{tag}.output", callback=self.set_output)
+        self._synced = False
+
+    def set_voltage(self) -> None:
+        self.call("VoltageSource", "set_voltage", float(dpg.get_value(f"{self.tag}.setpoint")))
+
+    def set_limit(self) -> None:
+        self.call("VoltageSource", "set_current_limit", float(dpg.get_value(f"{self.tag}.limit")))
+
+    def set_output(self) -> None:
+        self.call("Switchable", "set_on", bool(dpg.get_value(f"{self.tag}.output")))
+
+    def poll(self) -> None:
+        self.call("VoltageSource", "readback", done=self._readback)
+        if not self._synced:  # fill the inputs with the daemon's values once
+            self.call(
+                "VoltageSource",
+                "voltage_setpoint",
+                done=lambda v: dpg.set_value(f"{self.tag}.setpoint", v),
+            )
+            self.call(
+                "VoltageSource",
+                "current_limit",
+                done=lambda a: dpg.set_value(f"{self.tag}.limit", a),
+            )
+            if "output" in self.section.controls:
+                self.call(
+                    "Switchable", "is_on", done=lambda on: dpg.set_value(f"{self.tag}.output", on)
+                )
+            self._synced = True
+
+    def _readback(self, rb: SupplyReadback) -> None:
+        cc = "  CURRENT LIMITED" if rb.in_compliance else ""
+        dpg.set_value(f"{self.tag}.readback", f"readback: {rb.voltage}, {rb.current}{cc}")
+
+
+class SwitchView(SectionView):
+    def build(self) -> None:
+        dpg.add_checkbox(label="on", tag=f"{self.tag}.output", callback=self.set_output)
+
+    def set_output(self) -> None:
+        self.call("Switchable", "set_on", bool(dpg.get_value(f"{self.tag}.output")))
+
+    def poll(self) -> None:
+        self.call("Switchable", "is_on", done=lambda on: dpg.set_value(f"{self.tag}.output", on))
+
+
+class CoolerView(SectionView):
+    """``Cooled``: target temperature and the sensor's temperature and state."""
+
+    def build(self) -> None:
+        tag = self.tag
+        with dpg.group(horizontal=True):
+            dpg.add_input_float(tag=f"{tag}.setpoint", label="target °C", width=120, step=0)
+            dpg.add_button(label="Set", tag=f"{tag}.set", callback=self.set_target)
+        dpg.add_text("sensor: -", tag=f"{tag}.value")
+        self._synced = False
+
+    def set_target(self) -> None:
+        self.call("Cooled", "set_cooling_target", float(dpg.get_value(f"{self.tag}.setpoint")))
+
+    def poll(self) -> None:
+        self.call("Cooled", "sensor_temperature", done=self._temperature)
+        if not self._synced:
+            self.call(
+                "Cooled", "cooling_target", done=lambda c: dpg.set_value(f"{self.tag}.setpoint", c)
+            )
+            self._synced = True
+
+    def _temperature(self, reading: Reading) -> None:
+        self.call(
+            "Cooled",
+            "cooler_state",
+            done=lambda s: dpg.set_value(f"{self.tag}.value", f"sensor: {reading}  ({s.value})"),
+        )
+
+
+class FaultView(SectionView):
+    """``FaultInjectable`` (simulated instruments): make the device misbehave on purpose."""
+
+    def build(self) -> None:
+        with dpg.group(horizontal=True):
+            dpg.add_combo(
+                ["raise", "hang", "disconnect", "clear"],
+                default_value="raise",
+                tag=f"{self.tag}.kind",
+                width=120,
+            )
+            dpg.add_button(label="Inject fault", tag=f"{self.tag}.inject", callback=self.inject)
+
+    def inject(self) -> None:
+        self.call("FaultInjectable", "inject_fault", str(dpg.get_value(f"{self.tag}.kind")))
+
+
+class CameraView(SectionView):
+    """``FrameProducer``: live image, colour map, contrast, histogram, ROI drawing."""
+
+    def build(self) -> None:
+        tag = self.tag
+        self.lut = colormaps.lut(colormaps.NAMES[0])
+        self.texture: DoubleBufferedTexture | None = None
+        self.pending: Frame | None = None
+        self.shown: Frame | None = None
+        self.rendered: Rendered | None = None
+        self.frames_shown = 0
+        self._fps_count = 0
+        self._fps_since = time.monotonic()
+        self.fps = 0.0
+        self._drag_start: tuple[float, float] | None = None
+        with dpg.group(horizontal=True):
+            with dpg.drawlist(IMAGE_BOX, IMAGE_BOX, tag=f"{tag}.canvas"):
+                dpg.draw_rectangle(
+                    (0, 0), (IMAGE_BOX, IMAGE_BOX), fill=(20, 20, 20), color=(60, 60, 60)
+                )
+                dpg.draw_text((10, 10), "waiting for frames...", size=16, tag=f"{tag}.placeholder")
+                dpg.draw_rectangle(
+                    (0, 0),
+                    (0, 0),
+                    color=(255, 80, 80),
+                    thickness=2,
+                    tag=f"{tag}.roi_box",
+                    show=False,
+                )
+            with dpg.group(width=230):
+                dpg.add_text("", tag=f"{tag}.info")
+                dpg.add_combo(
+                    list(colormaps.NAMES),
+                    default_value=colormaps.NAMES[0],
+                    label="colours",
+                    tag=f"{tag}.colormap",
+                    callback=self.set_colormap,
+                )
+                dpg.add_checkbox(label="auto contrast", default_value=True, tag=f"{tag}.auto")
+                dpg.add_input_float(label="low", tag=f"{tag}.low", step=0, width=120)
+                dpg.add_input_float(
+                    label="high", tag=f"{tag}.high", step=0, width=120, default_value=4095
+                )
+                with dpg.plot(
+                    height=140, width=250, no_title=True, no_mouse_pos=True, tag=f"{tag}.histplot"
+                ):
+                    dpg.add_plot_axis(dpg.mvXAxis, tag=f"{tag}.hx", no_tick_labels=False)
+                    with dpg.plot_axis(
+                        dpg.mvYAxis,
+                        tag=f"{tag}.hy",
+                        no_tick_labels=True,
+                        scale=dpg.mvPlotScale_Log10,
+                    ):
+                        dpg.add_stair_series([], [], tag=f"{tag}.hist", shaded=True)
+                dpg.add_button(label="Snap one frame", tag=f"{tag}.snap", callback=self.snap)
+                if "exposure" in self.section.controls:
+                    with dpg.group(horizontal=True):
+                        dpg.add_input_float(
+                            label="s",
+                            tag=f"{tag}.exposure",
+                            width=100,
+                            step=0,
+                            default_value=0.01,
+                            format="%.4f",
+                        )
+                        dpg.add_button(
+                            label="Set exposure",
+                            tag=f"{tag}.set_exposure",
+                            callback=self.set_exposure,
+                        )
+                if "roi" in self.section.controls:
+                    dpg.add_text("ROI: drag on the image", tag=f"{tag}.roi_text")
+                    with dpg.group(horizontal=True):
+                        dpg.add_button(
+                            label="Apply ROI", tag=f"{tag}.apply_roi", callback=self.apply_roi
+                        )
+                        dpg.add_button(
+                            label="Full frame", tag=f"{tag}.full_roi", callback=self.full_roi
+                        )
+                    dpg.add_input_intx(label="x y w h", size=4, tag=f"{tag}.roi", width=200)
+                if "trigger" in self.section.controls:
+                    with dpg.group(horizontal=True):
+                        dpg.add_button(
+                            label="Arm",
+                            tag=f"{tag}.arm",
+                            callback=lambda: self.call("Triggerable", "arm"),
+                        )
+                        dpg.add_button(
+                            label="Trigger",
+                            tag=f"{tag}.trigger",
+                            callback=lambda: self.call("Triggerable", "trigger"),
+                        )
+        if "roi" in self.section.controls:
+            with dpg.item_handler_registry(tag=f"{tag}.handlers"):
+                dpg.add_item_clicked_handler(dpg.mvMouseButton_Left, callback=self._press)
+            dpg.bind_item_handler_registry(f"{tag}.canvas", f"{tag}.handlers")
+
+    # --- data
+    def on_frame(self, stream: str, frame: Frame) -> None:
+        self.pending = frame
+
+    def tick(self, clock: Clock) -> None:
+        self._track_roi_drag()
+        frame, self.pending = self.pending, None
+        if frame is None:
+            return
+        self.show_frame(frame)
+
+    def show_frame(self, frame: Frame) -> None:
+        h, w = frame.data.shape[:2]
+        step = max(1, -(-h // IMAGE_BOX), -(-w // IMAGE_BOX))
+        th, tw = -(-h // step), -(-w // step)
+        if self.texture is None or (self.texture.height, self.texture.width) != (th, tw):
+            self._new_texture(th, tw)
+        assert self.texture is not None
+        limits = None
+        if not dpg.get_value(f"{self.tag}.auto"):
+            limits = (
+                float(dpg.get_value(f"{self.tag}.low")),
+                float(dpg.get_value(f"{self.tag}.high")),
+            )
+        self.rendered = render(
+            frame.data, IMAGE_BOX, IMAGE_BOX, self.lut, limits, out=self.texture.back_buffer
+        )
+        self.texture.show(f"{self.tag}.image")
+        self.shown = frame
+        r = self.rendered
+        if limits is None:
+            dpg.set_value(f"{self.tag}.low", r.lo)
+            dpg.set_value(f"{self.tag}.high", r.hi)
+        hist = r.hist.rebinned(64)
+        dpg.set_value(
+            f"{self.tag}.hist", [hist.edges[:-1].tolist(), np.maximum(hist.counts, 0.5).tolist()]
+        )
+        dpg.set_axis_limits(f"{self.tag}.hx", float(hist.edges[0]), float(hist.edges[-1]))
+        dpg.fit_axis_data(f"{self.tag}.hy")
+        self.frames_shown += 1
+        self._fps_count += 1
+        elapsed = time.monotonic() - self._fps_since
+        if elapsed >= 1.0:
+            self.fps, self._fps_count, self._fps_since = (
+                self._fps_count / elapsed,
+                0,
+                time.monotonic(),
+            )
+        dpg.set_value(
+            f"{self.tag}.info",
+            f"frame #{frame.seq}  {w}x{h} {frame.data.dtype}\n"
+            f"roi {frame.roi.x},{frame.roi.y}  shown 1:{r.step}  {self.fps:.1f} fps\n"
+            f"contrast {r.lo:.0f} .. {r.hi:.0f}",
+        )
+
+    def _new_texture(self, th: int, tw: int) -> None:
+        if self.texture is not None:
+            self.texture.delete()
+        self.texture = DoubleBufferedTexture(self.panel.texture_registry, th, tw)
+        scale = IMAGE_BOX / max(th, tw)
+        self.image_size = (tw * scale, th * scale)
+        tag = f"{self.tag}.image"
+        if dpg.does_item_exist(tag):
+            dpg.delete_item(tag)
+        dpg.hide_item(f"{self.tag}.placeholder")
+        dpg.draw_image(
+            self.texture.front_tag,
+            (0, 0),
+            self.image_size,
+            tag=tag,
+            parent=f"{self.tag}.canvas",
+            before=f"{self.tag}.roi_box",
+        )
+
+    # --- controls
+    def set_colormap(self) -> None:
+        self.lut = colormaps.lut(str(dpg.get_value(f"{self.tag}.colormap")))
+        if self.shown is not None:
+            self.pending = self.pending or self.shown
+
+    def snap(self) -> None:
+        self.call("FrameProducer", "snap", done=self.show_frame)
+
+    def set_exposure(self) -> None:
+        self.call("ExposureControl", "set_exposure", float(dpg.get_value(f"{self.tag}.exposure")))
+
+    def apply_roi(self) -> None:
+        x, y, w, h = (int(v) for v in dpg.get_value(f"{self.tag}.roi")[:4])
+        self.call(
+            "RoiSelectable",
+            "set_roi",
+            Roi(x, y, w, h),
+            done=lambda _: dpg.set_value(f"{self.tag}.roi_text", f"ROI set: {x},{y} {w}x{h}"),
+        )
+        dpg.hide_item(f"{self.tag}.roi_box")
+
+    def full_roi(self) -> None:
+        def got(size: tuple[int, int]) -> None:
+            dpg.set_value(f"{self.tag}.roi", [0, 0, size[0], size[1], 0])
+            self.apply_roi()
+
+        self.call("RoiSelectable", "sensor_size", done=got)
+
+    # --- ROI drawing: press on the image, drag, release
+    def _press(self) -> None:
+        if self.rendered is not None:
+            self._drag_start = tuple(dpg.get_drawing_mouse_pos())  # type: ignore[assignment]
+
+    def _track_roi_drag(self) -> None:
+        if self._drag_start is None or self.shown is None or self.rendered is None:
+            return
+        x0, y0 = self._drag_start
+        x1, y1 = dpg.get_drawing_mouse_pos()
+        dpg.configure_item(
+            f"{self.tag}.roi_box",
+            pmin=(min(x0, x1), min(y0, y1)),
+            pmax=(max(x0, x1), max(y0, y1)),
+            show=True,
+        )
+        self.set_roi_from_box(x0, y0, x1, y1)
+        if not dpg.is_mouse_button_down(dpg.mvMouseButton_Left):
+            self._drag_start = None
+
+    def set_roi_from_box(self, x0: float, y0: float, x1: float, y1: float) -> None:
+        """Canvas pixels → sensor pixels of the frame on screen, into the ROI inputs."""
+        assert self.shown is not None
+        frame = self.shown
+        h, w = frame.data.shape[:2]
+        sx, sy = w / self.image_size[0], h / self.image_size[1]
+        left, right = sorted((x0, x1))
+        top, bottom = sorted((y0, y1))
+        x = frame.roi.x + int(max(0, left) * sx)
+        y = frame.roi.y + int(max(0, top) * sy)
+        width = max(1, int((min(right, self.image_size[0]) - max(0, left)) * sx))
+        height = max(1, int((min(bottom, self.image_size[1]) - max(0, top)) * sy))
+        dpg.set_value(f"{self.tag}.roi", [x, y, width, height, 0])
+        dpg.set_value(f"{self.tag}.roi_text", f"ROI drawn: {x},{y} {width}x{height}")
+
+
+VIEWS: dict[str, type[SectionView]] = {
+    "camera": CameraView,
+    "motion": MotionView,
+    "stop": StopView,
+    "reading": ReadingView,
+    "temperature": ReadingView,
+    "cooler": CoolerView,
+    "supply": SupplyView,
+    "switch": SwitchView,
+    "faults": FaultView,
+}
+
+
+class InstrumentPanel:
+    """The whole panel of one instrument: header with state, then its sections."""
+
+    def __init__(
+        self, info: InstrumentInfo, link: Link, parent: int | str, texture_registry: int | str
+    ) -> None:
+        self.info = info
+        self.name = info.name
+        self.link = link
+        self.texture_registry = texture_registry
+        self.sections = sections_for(info.name, info.capabilities)
+        self.views: list[SectionView] = []
+        with dpg.collapsing_header(
+            label=f"{info.name}   [{info.driver}]",
+            default_open=True,
+            parent=parent,
+            tag=f"{self.name}.panel",
+        ):
+            with dpg.group(horizontal=True):
+                dpg.add_text("state:")
+                dpg.add_text("", tag=f"{self.name}.state")
+                dpg.add_text("", tag=f"{self.name}.last_fault", color=(240, 70, 70))
+            dpg.add_text("", tag=f"{self.name}.error", color=(240, 120, 120), wrap=600, show=False)
+            extra = unknown_capabilities(info.capabilities)
+            if extra:
+                dpg.add_text(f"other capabilities (no controls here): {', '.join(extra)}")
+            for section in self.sections:
+                view = VIEWS[section.kind](self, section)
+                dpg.add_text(section.title, color=(150, 180, 255))
+                view.build()
+                self.views.append(view)
+            dpg.add_separator()
+        self.set_state(info)
+
+    def set_state(self, info: InstrumentInfo) -> None:
+        self.info = info
+        text = info.state.upper()
+        if info.reason:
+            text += f": {info.reason}"
+        if info.restarts:
+            text += f"  (restarts: {info.restarts})"
+        dpg.set_value(f"{self.name}.state", text)
+        dpg.configure_item(
+            f"{self.name}.state", color=STATE_COLOURS.get(info.state, (255, 255, 255))
+        )
+        if info.state == "faulted" and info.reason:
+            # Restarts are quick: keep the last fault visible after the state moves on.
+            dpg.set_value(f"{self.name}.last_fault", f"last fault: {info.reason}")
+
+    def show_error(self, exc: BaseException) -> None:
+        text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        dpg.set_value(f"{self.name}.error", f"{type(exc).__name__}: {text}")
+        dpg.show_item(f"{self.name}.error")
+
+    def delete(self) -> None:
+        for view in self.views:
+            texture = getattr(view, "texture", None)
+            if texture is not None:
+                texture.delete()
+        dpg.delete_item(f"{self.name}.panel")
