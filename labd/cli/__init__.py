@@ -16,6 +16,7 @@ COMMAND_MODULES = [
     "labd.cli.serve",
     "labd.cli.demo",
     "labd.cli.client_cmds",
+    "labd.cli.gui_cmd",
 ]
 
 
