@@ -174,6 +174,7 @@ class Host:
             self._mem(caller).write(caller, data, ptr)
 
     def _text(self, caller: wasmtime.Caller, ptr: int, length: int, what: str) -> str:
+        self._span(caller, ptr, length, what)
         if length & _U32 > _MAX_NAME:
             raise GuestError(Errno.E_INVAL, f"{what} is longer than {_MAX_NAME} bytes")
         try:

@@ -16,9 +16,10 @@ def test_wat_scan_finds_the_peak_and_publishes_results() -> None:
     published: list[pa.RecordBatch] = []
 
     async def main() -> None:
-        async with sim_lab() as lab, script_engine(
-            lab, on_results=lambda run, batch: published.append(batch)
-        ) as engine:
+        async with (
+            sim_lab() as lab,
+            script_engine(lab, on_results=lambda run, batch: published.append(batch)) as engine,
+        ):
             await engine.store.upload("scan", (EXAMPLES / "wat" / "scan.wat").read_text())
             run = engine.start("scan", grants=SCAN_GRANTS, args={"steps": "41"})
             results = await run.wait()
@@ -66,7 +67,10 @@ def test_arguments_reach_the_guest() -> None:
             assert {r.name: r.value for r in run.results} == {"gain": 2.5, "length": 5}
             texts = [line.text for line in run.log]
             assert texts[0] == "hel"
-            assert texts[1] == "no argument 'nope' was given (given: gain, label); pass --arg nope=VALUE"
+            assert (
+                texts[1]
+                == "no argument 'nope' was given (given: gain, label); pass --arg nope=VALUE"
+            )
 
             bad = engine.start("args", args={"gain": "lots"})
             with pytest.raises(ScriptFailed, match="run\\(\\) returned 1"):

@@ -48,7 +48,10 @@ def test_import_from_another_module_is_refused() -> None:
 def test_wrong_import_signature_is_refused() -> None:
     wat = """(module (import "labd_v1" "sleep_ms" (func (param f64) (result i32)))
              (memory (export "memory") 1) (func (export "run") (result i32) (i32.const 0)))"""
-    with pytest.raises(ScriptInvalid, match=r"sleep_ms with signature \(f64\) -> \(i32\), but ABI v1 defines \(i32\)"):
+    with pytest.raises(
+        ScriptInvalid,
+        match=r"sleep_ms with signature \(f64\) -> \(i32\), but ABI v1 defines \(i32\)",
+    ):
         ScriptStore().upload_sync("bad", wat)
 
 
@@ -59,10 +62,15 @@ def test_wrong_import_signature_is_refused() -> None:
         (b"\xff\xfe garbage", "nor WAT text"),
         ("(module (func", "WAT text does not parse"),
         ('(module (memory (export "memory") 1))', r"must export a function run\(\) -> i32"),
-        ('(module (func (export "run") (result i32) (i32.const 0)))', "must export its linear memory"),
+        (
+            '(module (func (export "run") (result i32) (i32.const 0)))',
+            "must export its linear memory",
+        ),
     ],
 )
-def test_modules_that_cannot_run_are_refused_with_the_reason(source: bytes | str, message: str) -> None:
+def test_modules_that_cannot_run_are_refused_with_the_reason(
+    source: bytes | str, message: str
+) -> None:
     with pytest.raises(ScriptInvalid, match=message):
         ScriptStore().upload_sync("bad", source)
 

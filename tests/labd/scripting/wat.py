@@ -14,9 +14,7 @@ def imports(*names: str) -> str:
         params, results = abi.IMPORTS[name]
         p = " ".join(_TYPES[c] for c in params)
         r = " ".join(_TYPES[c] for c in results)
-        lines.append(
-            f'(import "labd_v1" "{name}" (func ${name} (param {p}) (result {r})))'
-        )
+        lines.append(f'(import "labd_v1" "{name}" (func ${name} (param {p}) (result {r})))')
     return "\n".join(lines)
 
 
