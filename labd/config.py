@@ -109,7 +109,7 @@ def parse_config(text: str, *, source: str = "<string>", base_dir: Path | None =
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{source}: not valid TOML: {e}") from None
-    checker = _Checker(text, source)
+    checker = _Checker(text, source, base_dir)
     known_top = {"daemon", "restart", "instruments"}
     for key in doc:
         if key not in known_top:
@@ -150,9 +150,26 @@ def parse_config(text: str, *, source: str = "<string>", base_dir: Path | None =
 class _Checker:
     """Turns a problem at a key into a ConfigError naming the file, line, key and a hint."""
 
-    def __init__(self, text: str, source: str) -> None:
+    def __init__(self, text: str, source: str, base_dir: Path | None) -> None:
         self.lines = text.splitlines()
         self.source = source
+        self.base_dir = base_dir
+
+    def resolve(self, value: Any) -> Any:
+        """Make a relative file path in a parameter relative to the config file.
+
+        Two forms are paths: ``"./x"`` / ``"../x"``, and a pyvisa-sim library
+        ``"<file>.yaml@sim"``. Without this a lab would work only when started from the
+        folder its config lives in.
+        """
+        if self.base_dir is None or not isinstance(value, str):
+            return value
+        if value.startswith(("./", "../")):
+            return str((self.base_dir / value).resolve())
+        path, at, backend = value.rpartition("@")
+        if at and backend == "sim" and path.endswith((".yaml", ".yml")) and not os.path.isabs(path):
+            return f"{(self.base_dir / path).resolve()}@sim"
+        return value
 
     def line_of(self, key: str) -> int | None:
         parts = key.split(".")
@@ -197,7 +214,7 @@ class _Checker:
                 "missing 'driver'",
                 f'add driver = "..." (one of: {", ".join(sorted(DRIVERS))})',
             )
-        params = {k: v for k, v in table.items() if k not in DAEMON_KEYS}
+        params = {k: self.resolve(v) for k, v in table.items() if k not in DAEMON_KEYS}
         numbers: dict[str, float] = {}
         for k in ("poll_hz", "frame_fps", "call_timeout_s"):
             if k in table:

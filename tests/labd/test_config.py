@@ -67,3 +67,21 @@ def test_missing_driver_and_bad_daemon_keys() -> None:
 def test_unreadable_file() -> None:
     with pytest.raises(ConfigError, match="cannot read the lab config"):
         load_config("/nonexistent/lab.toml")
+
+
+def test_relative_paths_are_relative_to_the_config_file(tmp_path: Path) -> None:
+    (tmp_path / "devices").mkdir()
+    path = tmp_path / "lab.toml"
+    path.write_text(
+        '[instruments.dmm]\ndriver = "keysight.34461a"\n'
+        'resource = "USB0::0x2A8D::0x1301::MY57216238::INSTR"\n'
+        'visa_library = "devices/dmm.yaml@sim"\n'
+    )
+    (spec,) = load_config(path).instruments
+    assert spec.params["visa_library"] == f"{tmp_path / 'devices' / 'dmm.yaml'}@sim"
+
+
+def test_example_mixed_lab_loads() -> None:
+    config = load_config(Path(__file__).parents[2] / "docs" / "examples" / "mixed-lab.toml")
+    dmm = next(s for s in config.instruments if s.name == "dmm")
+    assert Path(dmm.params["visa_library"].removesuffix("@sim")).is_file()
