@@ -1,0 +1,361 @@
+"""RPC benchmark: labd's Cap'n Proto stack against native pycapnp and raw sockets.
+
+Run: ``.venv/bin/python bench/bench_rpc.py``. Every server runs in its own process and
+talks over a unix socket (labd's default transport). Figures:
+
+- trivial call (``Readable.read``) latency, median and p99, and calls/s with 100 in flight:
+  labd (Trio guest on asyncio, server method → ``to_trio`` → Trio task, client ``aio``)
+  against native pycapnp (asyncio only, same schema and reply) and a raw socket echo;
+- 2048×2048 uint16 frames/s pushed to a subscriber (Arrow IPC, latest-wins, window 2)
+  against a raw socket ``sendall`` of the same bytes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+import capnp  # noqa: E402
+import numpy as np  # noqa: E402
+import trio  # noqa: E402
+
+from capabilities import Frame, Reading, Roi  # noqa: E402
+from labd import aio, records  # noqa: E402
+from labd.rpc import schema  # noqa: E402
+
+SEQUENTIAL_CALLS = 3000
+IN_FLIGHT = 100
+DURATION_S = 3.0
+FRAME_SHAPE = (2048, 2048)
+RAW_ECHO_BYTES = 64
+
+_s: Any = schema.load()
+
+
+# ---------------------------------------------------------------- servers (subprocesses)
+
+
+class NativeReadable(_s.Readable.Server):  # type: ignore[misc]
+    async def read(self, _context: Any, **_: Any) -> None:
+        r = _context.results.reading
+        r.value, r.unit, r.timestamp = 1.0, "W", 0.0
+
+
+def serve_native(path: str) -> None:
+    async def main() -> None:
+        async def on_connect(stream: Any) -> None:
+            await capnp.TwoPartyServer(stream, bootstrap=NativeReadable()).on_disconnect()
+
+        server = await capnp.AsyncIoStream.create_unix_server(on_connect, path)
+        async with server:
+            await asyncio.Event().wait()
+
+    aio.tune_malloc()
+    asyncio.run(capnp.run(main()))
+
+
+class _InstantHandle:
+    """Stands in for an instrument so the figure is the RPC layer's, not a driver's."""
+
+    async def call(self, method: str, *args: Any) -> Reading:
+        return Reading(1.0, "W", 0.0)
+
+
+def serve_labd_calls(path: str) -> None:
+    from labd.rpc.capability_servers import ReadableServer, Target
+    from labd.rpc.policy import Policy
+
+    async def main() -> None:
+        async with trio.open_nursery() as nursery:
+            target = Target(_InstantHandle(), Policy(), nursery)  # type: ignore[arg-type]
+
+            async def on_connect(stream: Any) -> None:
+                await capnp.TwoPartyServer(stream, bootstrap=ReadableServer(target)).on_disconnect()
+
+            await aio.aio(capnp.AsyncIoStream.create_unix_server(on_connect, path))
+            await trio.sleep_forever()
+
+    aio.run(main)
+
+
+def serve_labd_frames(path: str) -> None:
+    from labd.rpc.server import serve_rpc
+    from labd.streams import StreamHub
+    from labd.supervisor import Supervisor
+
+    class BenchDaemon:
+        supervisor = Supervisor([])
+        streams = StreamHub()
+
+    data = np.random.default_rng(0).integers(0, 4096, FRAME_SHAPE, dtype=np.uint16)
+    batch = records.frame_to_batch(Frame(data, 0.0, 0.01, Roi(0, 0, *FRAME_SHAPE)))
+    stream = BenchDaemon.streams.create("bench/frames", records.FRAME_SCHEMA, "frames")
+
+    async def main() -> None:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(lambda task_status: serve_rpc(
+                BenchDaemon(), socket_path=path, task_status=task_status))  # fmt: skip
+            while True:  # a camera far faster than any subscriber: latest-wins decides
+                stream.publish(batch)
+                await trio.sleep(0.0005)
+
+    aio.run(main)
+
+
+def serve_raw_echo(path: str) -> None:
+    with socket.socket(socket.AF_UNIX) as listener:
+        listener.bind(path)
+        listener.listen()
+        conn, _ = listener.accept()
+        while data := conn.recv(65536):
+            conn.sendall(data)
+
+
+def serve_raw_frames(path: str) -> None:
+    payload = records.batch_to_ipc(
+        records.frame_to_batch(
+            Frame(np.zeros(FRAME_SHAPE, np.uint16), 0.0, 0.01, Roi(0, 0, *FRAME_SHAPE))
+        )
+    )
+    with socket.socket(socket.AF_UNIX) as listener:
+        listener.bind(path)
+        listener.listen()
+        conn, _ = listener.accept()
+        header = len(payload).to_bytes(8, "little")
+        try:
+            while True:
+                conn.sendall(header)
+                conn.sendall(payload)
+        except OSError:
+            pass
+
+
+SERVERS = {
+    "native": serve_native,
+    "labd-calls": serve_labd_calls,
+    "labd-frames": serve_labd_frames,
+    "raw-echo": serve_raw_echo,
+    "raw-frames": serve_raw_frames,
+}
+
+
+class Server:
+    def __init__(self, kind: str, folder: Path) -> None:
+        self.path = str(folder / f"{kind}.sock")
+        self.proc = subprocess.Popen([sys.executable, __file__, "--serve", kind, self.path])
+        deadline = time.monotonic() + 20
+        while not os.path.exists(self.path):
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"bench server {kind} did not start")
+            time.sleep(0.02)
+        time.sleep(0.2)
+
+    def __enter__(self) -> Server:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.proc.kill()
+        self.proc.wait()
+
+
+# ---------------------------------------------------------------- clients
+
+
+def calls_native(path: str) -> tuple[list[float], float]:
+    async def main() -> tuple[list[float], float]:
+        stream = await capnp.AsyncIoStream.create_unix_connection(path)
+        client = capnp.TwoPartyClient(stream)
+        cap = client.bootstrap().cast_as(_s.Readable)
+        for _ in range(200):
+            await cap.read()
+        lat = []
+        for _ in range(SEQUENTIAL_CALLS):
+            t = time.perf_counter()
+            await cap.read()
+            lat.append(time.perf_counter() - t)
+        count = 0
+        end = time.perf_counter() + DURATION_S
+
+        async def worker() -> None:
+            nonlocal count
+            while time.perf_counter() < end:
+                await cap.read()
+                count += 1
+
+        start = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(IN_FLIGHT)))
+        rate = count / (time.perf_counter() - start)
+        client.close()
+        stream.close()
+        return lat, rate
+
+    aio.tune_malloc()
+    result: tuple[list[float], float] = asyncio.run(capnp.run(main()))
+    return result
+
+
+def calls_labd(path: str) -> tuple[list[float], float]:
+    async def main() -> tuple[list[float], float]:
+        from labd.client.link import open_link
+        from labd.client.remote import RemoteReadable
+
+        async with open_link(path) as link:
+            meter = RemoteReadable(link, link.bootstrap.cast_as(_s.Readable))
+            for _ in range(200):
+                await meter.read()
+            lat = []
+            for _ in range(SEQUENTIAL_CALLS):
+                t = time.perf_counter()
+                await meter.read()
+                lat.append(time.perf_counter() - t)
+            count = 0
+            end = time.perf_counter() + DURATION_S
+
+            async def worker() -> None:
+                nonlocal count
+                while time.perf_counter() < end:
+                    await meter.read()
+                    count += 1
+
+            start = time.perf_counter()
+            async with trio.open_nursery() as nursery:
+                for _ in range(IN_FLIGHT):
+                    nursery.start_soon(worker)
+            return lat, count / (time.perf_counter() - start)
+
+    result: tuple[list[float], float] = aio.run(main)
+    return result
+
+
+def calls_raw(path: str) -> tuple[list[float], float]:
+    msg = b"x" * RAW_ECHO_BYTES
+    with socket.socket(socket.AF_UNIX) as s:
+        s.connect(path)
+
+        def roundtrip(n: int) -> None:
+            s.sendall(msg * n)
+            want = RAW_ECHO_BYTES * n
+            while want:
+                want -= len(s.recv(want))
+
+        lat = []
+        for _ in range(SEQUENTIAL_CALLS):
+            t = time.perf_counter()
+            roundtrip(1)
+            lat.append(time.perf_counter() - t)
+        count = 0
+        start = time.perf_counter()
+        while time.perf_counter() - start < DURATION_S:
+            roundtrip(IN_FLIGHT)
+            count += IN_FLIGHT
+        return lat, count / (time.perf_counter() - start)
+
+
+def frames_labd(path: str) -> float:
+    async def main() -> float:
+        from labd.client import connect
+
+        async with connect(path) as lab, lab.subscribe("bench/frames", window=2) as sub:
+            count, start = 0, None
+            async for message in sub:
+                if start is None:
+                    start = time.perf_counter()  # the first frame ends the warm-up
+                    continue
+                assert message.batch.num_rows == 1
+                count += 1
+                if time.perf_counter() - start > DURATION_S:
+                    return count / (time.perf_counter() - start)
+        raise RuntimeError("subscription ended early")
+
+    result: float = aio.run(main)
+    return result
+
+
+def frames_raw(path: str) -> float:
+    with socket.socket(socket.AF_UNIX) as s:
+        s.connect(path)
+        header = bytearray(8)
+        buf = bytearray(FRAME_SHAPE[0] * FRAME_SHAPE[1] * 2 + 65536)
+
+        def read_exact(view: memoryview) -> None:
+            while view:
+                n = s.recv_into(view)
+                view = view[n:]
+
+        read_exact(memoryview(header))
+        size = int.from_bytes(header, "little")
+        read_exact(memoryview(buf)[:size])
+        count, start = 0, time.perf_counter()
+        while time.perf_counter() - start < DURATION_S:
+            read_exact(memoryview(header))
+            read_exact(memoryview(buf)[: int.from_bytes(header, "little")])
+            count += 1
+        return count / (time.perf_counter() - start)
+
+
+# ---------------------------------------------------------------- report
+
+
+def summary(lat: list[float]) -> tuple[float, float]:
+    lat = sorted(lat)
+    return statistics.median(lat) * 1e6, lat[int(len(lat) * 0.99)] * 1e6
+
+
+def main() -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        results: dict[str, tuple[list[float], float]] = {}
+        for kind, client in (
+            ("raw-echo", calls_raw),
+            ("native", calls_native),
+            ("labd-calls", calls_labd),
+        ):
+            with Server(kind, folder) as server:
+                results[kind] = client(server.path)
+        with Server("raw-frames", folder) as server:
+            raw_fps = frames_raw(server.path)
+        with Server("labd-frames", folder) as server:
+            labd_fps = frames_labd(server.path)
+
+    raw_med, raw_p99 = summary(results["raw-echo"][0])
+    nat_med, nat_p99 = summary(results["native"][0])
+    lab_med, lab_p99 = summary(results["labd-calls"][0])
+    nat_rate, lab_rate, raw_rate = (results[k][1] for k in ("native", "labd-calls", "raw-echo"))
+    mib = FRAME_SHAPE[0] * FRAME_SHAPE[1] * 2 / 2**20
+    print(f"RPC benchmark (unix socket, {os.cpu_count()} CPUs)")
+    print("trivial call latency (Readable.read), median / p99:")
+    print(f"  raw socket echo     {raw_med:7.1f} / {raw_p99:7.1f} µs")
+    print(f"  native pycapnp      {nat_med:7.1f} / {nat_p99:7.1f} µs")
+    print(
+        f"  labd (Trio guest)   {lab_med:7.1f} / {lab_p99:7.1f} µs"
+        f"   = {lab_med / nat_med:.2f}× native pycapnp (target ≤ 2×),"
+        f" {lab_med / raw_med:.1f}× raw echo"
+    )
+    print(f"calls/s with {IN_FLIGHT} in flight:")
+    print(f"  raw socket echo     {raw_rate:9.0f}")
+    print(f"  native pycapnp      {nat_rate:9.0f}")
+    print(f"  labd (Trio guest)   {lab_rate:9.0f}   = {lab_rate / nat_rate:.2f}× native pycapnp")
+    print(f"{FRAME_SHAPE[0]}×{FRAME_SHAPE[1]} uint16 frames ({mib:.0f} MiB) to one subscriber:")
+    print(f"  raw socket sendall  {raw_fps:7.1f} frames/s ({raw_fps * mib / 1024:.2f} GiB/s)")
+    print(
+        f"  labd subscription   {labd_fps:7.1f} frames/s ({labd_fps * mib / 1024:.2f} GiB/s)"
+        f"   = {labd_fps / raw_fps:.2f}× raw socket (target ≥ 0.7×)"
+    )
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 4 and sys.argv[1] == "--serve":
+        SERVERS[sys.argv[2]](sys.argv[3])
+    else:
+        main()
