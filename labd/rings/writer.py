@@ -143,30 +143,30 @@ class RingWriter:
                 f"ring {self.stream!r}: the batch's schema differs from the stream's:\n"
                 f"{batch.schema}\nexpected:\n{self.schema}"
             )
-        slot_size = self.layout.slot_size
-        if batch.nbytes + self.layout.schema_length > slot_size:
+        if batch.nbytes + self.layout.schema_length > self.layout.slot_size:
             raise self._too_large(batch.nbytes)
         first, last = self._time_span(batch)
-        words, floats, lay = self._words, self._floats, self.layout
-        lock = lay.index_word(seq, L.I_LOCK)
-        words[lock] = 2 * seq + 1  # odd: readers of the batch this slot held must discard it
-        sink = pa.FixedSizeBufferWriter(self._slots[seq % lay.slot_count])
+        words, floats = self._words, self._floats
+        slot = seq % self.layout.slot_count
+        entry = L.HEADER_WORDS + slot * L.INDEX_WORDS
+        words[entry + L.I_LOCK] = 2 * seq + 1  # odd: readers of this slot must discard it
+        sink = pa.FixedSizeBufferWriter(self._slots[slot])
         try:
             with pa.ipc.new_stream(sink, self.schema) as ipc:
                 ipc.write_batch(batch, custom_metadata={L.SEQ_METADATA_KEY: str(seq)})
         except OSError:
             # Out of bounds: the slot held the oldest batch, which this append was about
             # to replace anyway; mark it empty rather than leave half a batch in it.
-            words[lay.index_word(seq, L.I_NBYTES)] = 0
-            words[lock] = 0
+            words[entry + L.I_NBYTES] = 0
+            words[entry + L.I_LOCK] = 0
             raise self._too_large(batch.nbytes) from None
-        words[lay.index_word(seq, L.I_NBYTES)] = sink.tell()
-        floats[lay.index_word(seq, L.I_FIRST_TS)] = first
-        floats[lay.index_word(seq, L.I_LAST_TS)] = last
-        words[lay.index_word(seq, L.I_ROWS)] = batch.num_rows
         now = time.monotonic_ns()
-        words[lay.index_word(seq, L.I_WRITTEN_NS)] = now
-        words[lock] = 2 * seq
+        words[entry + L.I_NBYTES] = sink.tell()
+        floats[entry + L.I_FIRST_TS] = first
+        floats[entry + L.I_LAST_TS] = last
+        words[entry + L.I_ROWS] = batch.num_rows
+        words[entry + L.I_WRITTEN_NS] = now
+        words[entry + L.I_LOCK] = 2 * seq
         words[L.H_WRITE_SEQ] = seq
         words[L.H_HEARTBEAT_NS] = now
         self._write_seq = seq
@@ -179,8 +179,15 @@ class RingWriter:
             now = time.time()
             return now, now
         ts = batch.column(self._ts_column).to_numpy(zero_copy_only=False)
-        first, last = float(np.nanmin(ts)), float(np.nanmax(ts))
-        return (first, last) if not math.isnan(first) else (time.time(), time.time())
+        first, last = float(ts.min()), float(ts.max())
+        if math.isnan(first) or math.isnan(last):  # nulls or NaNs: rare, and slower
+            first, last = (
+                float(np.nanmin(ts, initial=math.inf)),
+                float(np.nanmax(ts, initial=-math.inf)),
+            )
+            if math.isinf(first):
+                first = last = time.time()
+        return first, last
 
     def _too_large(self, nbytes: int) -> BatchTooLarge:
         return BatchTooLarge(

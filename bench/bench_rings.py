@@ -1,0 +1,280 @@
+"""Ring and persister figures, each against a floor measured in the same run.
+
+* append throughput of 2048x2048 uint16 frames and of 1000-row reading batches, as a
+  ratio to a plain memcpy of the same bytes into the same shared mapping (target >= 0.8x
+  for frames);
+* write-to-visible latency in another process (median, p99), against a bare futex
+  wake-up between the same two processes;
+* whether the persister keeps up with 100 frames/s of 8 MiB for 10 s (target: zero lost),
+  beside the disk's own sequential write rate (os.write + fdatasync, same chunks).
+
+Run: .venv/bin/python bench/bench_rings.py [--seconds 10] [--data-dir DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import mmap
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+
+from capabilities import Frame, Roi
+from labd.records import FRAME_SCHEMA, READING_SCHEMA, frame_to_batch
+from labd.rings import Persister, RingSet, attach
+from labd.rings.futex import futex_wait, futex_wake
+
+FRAME_SHAPE = (2048, 2048)
+ROWS = 1000
+LATENCY_SAMPLES = 1000
+
+
+def frame(seq: int, shape: tuple[int, int] = FRAME_SHAPE) -> pa.RecordBatch:
+    data = np.full(shape, seq % 65536, dtype=np.uint16)
+    return frame_to_batch(
+        Frame(data=data, timestamp=time.time(), exposure_s=0.01, roi=Roi(0, 0, *shape), seq=seq)
+    )
+
+
+def readings(values: np.ndarray) -> pa.RecordBatch:
+    unit = (
+        pa.array(["W"] * len(values))
+        .dictionary_encode()
+        .cast(pa.dictionary(pa.int8(), pa.string()))
+    )
+    ts = pa.array(time.time() + np.arange(len(values)) * 1e-3)
+    return pa.record_batch([ts, pa.array(values, pa.float64()), unit], schema=READING_SCHEMA)
+
+
+def per_op(fn, n: int, rounds: int = 5) -> float:
+    """Median over rounds of the mean time per call."""
+    times = []
+    for _ in range(rounds):
+        t0 = time.perf_counter()
+        for i in range(n):
+            fn(i)
+        times.append((time.perf_counter() - t0) / n)
+    return statistics.median(times)
+
+
+def throughput(
+    rings: RingSet, name: str, schema: pa.Schema, kind: str, batch: pa.RecordBatch, n: int
+):
+    ring = rings.open_stream(
+        name, schema, kind, expected_batch_bytes=batch.nbytes, batches_per_second=16, retention_s=1
+    )
+    seq = iter(range(1, 10**9))
+    ring.append(next(seq), batch)
+    nbytes = ring._words[ring.layout.index_word(1, 1)]  # the IPC bytes of one batch
+    size = int(nbytes)
+    source = np.frombuffer(
+        ring._view[ring.layout.slot_offset(1) : ring.layout.slot_offset(1) + size], np.uint8
+    ).copy()
+    slots = [
+        np.frombuffer(
+            ring._view[ring.layout.slot_offset(i) : ring.layout.slot_offset(i) + size], np.uint8
+        )
+        for i in range(ring.layout.slot_count)
+    ]
+    memcpy = per_op(lambda i: np.copyto(slots[i % len(slots)], source), n)
+    append = per_op(lambda i: ring.append(next(seq), batch), n)
+    slots.clear()  # views of the mapping: the ring cannot be closed while they live
+    return size, memcpy, append
+
+
+def latency_reader(root: str, mode: str) -> None:
+    """Child process: print the latency samples (ns) as JSON."""
+    samples = []
+    if mode == "futex":
+        mm = mmap.mmap(os.open(root, os.O_RDWR), 4096)
+        words = np.frombuffer(mm, dtype="<u8")
+        address = words.ctypes.data
+        print("ready", flush=True)
+        last = 0
+        while len(samples) < LATENCY_SAMPLES:
+            while int(words[0]) == last:
+                futex_wait(address, last, 1.0)
+            now = time.monotonic_ns()
+            last = int(words[0])
+            samples.append(now - int(words[1]))
+    else:
+        with attach("bench/latency", root=Path(root)) as reader:
+            print("ready", flush=True)
+            for b in reader.follow(every=True, timeout=5):
+                now = time.monotonic_ns()
+                with b:
+                    sent = b.batch.column("value")[0].as_py()
+                samples.append(now - sent)
+                if len(samples) == LATENCY_SAMPLES:
+                    break
+    print(json.dumps(samples), flush=True)
+
+
+def run_latency(argv: list[str], send) -> list[int]:
+    child = subprocess.Popen(
+        [sys.executable, __file__, "--latency-reader", *argv], stdout=subprocess.PIPE, text=True
+    )
+    assert child.stdout is not None
+    assert child.stdout.readline().strip() == "ready"
+    time.sleep(0.1)
+    for seq in range(1, LATENCY_SAMPLES + 1):
+        send(seq)
+        time.sleep(0.001)  # the reader is asleep in the futex when the next batch comes
+    samples = json.loads(child.stdout.readline())
+    child.wait()
+    return samples
+
+
+def latency(rings: RingSet) -> tuple[list[int], list[int]]:
+    ring = rings.open_stream(
+        "bench/latency",
+        READING_SCHEMA,
+        "readings",
+        expected_batch_bytes=ROWS * 17,
+        batches_per_second=1000,
+        retention_s=1,
+    )
+    values = np.zeros(ROWS)
+    batch = readings(values)  # wraps `values` without a copy: we stamp it before each append
+
+    def send_batch(seq: int) -> None:
+        values[0] = time.monotonic_ns()
+        ring.append(seq, batch)
+
+    ring_samples = run_latency([str(rings.root), "ring"], send_batch)
+
+    word_file = rings.root / "futex-floor"
+    word_file.write_bytes(bytes(4096))
+    mm = mmap.mmap(os.open(word_file, os.O_RDWR), 4096)
+    words = np.frombuffer(mm, dtype="<u8")
+
+    def send_word(seq: int) -> None:
+        words[1] = time.monotonic_ns()
+        words[0] = seq
+        futex_wake(words.ctypes.data)
+
+    return ring_samples, run_latency([str(word_file), "futex"], send_word)
+
+
+def disk_floor(directory: Path, chunk: bytes, total: int, sync_bytes: int) -> float:
+    """Bytes/s of plain sequential writes with the persister's sync pattern."""
+    path = directory / "floor.bin"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+    t0 = time.perf_counter()
+    written = synced = 0
+    while written < total:
+        written += os.write(fd, chunk)
+        if written - synced >= sync_bytes:
+            os.fdatasync(fd)
+            os.posix_fadvise(fd, 0, written, os.POSIX_FADV_DONTNEED)
+            synced = written
+    os.fdatasync(fd)
+    elapsed = time.perf_counter() - t0
+    os.close(fd)
+    path.unlink()
+    return total / elapsed
+
+
+def persister(rings: RingSet, data_dir: Path, seconds: float, rate: float):
+    batch = frame(1)
+    ring = rings.open_stream(
+        "bench/frames",
+        FRAME_SCHEMA,
+        "frames",
+        expected_batch_bytes=batch.nbytes,
+        batches_per_second=rate,
+        retention_s=2,
+    )
+    p = Persister(data_dir, "bench")
+    p.follow(ring)
+    n = int(seconds * rate)
+    t0 = time.perf_counter()
+    late = 0
+    for seq in range(1, n + 1):
+        ring.append(seq, batch)
+        delay = t0 + seq / rate - time.perf_counter()
+        if delay > 0:
+            time.sleep(delay)
+        else:
+            late += 1
+    acquired = time.perf_counter() - t0
+    p.close()
+    drained = time.perf_counter() - t0
+    (status,) = p.status()
+    return n, status, acquired, drained, late, ring.layout.slot_count
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--seconds", type=float, default=10.0)
+    ap.add_argument("--data-dir", type=Path, default=None, help="where the persister writes")
+    ap.add_argument("--latency-reader", nargs=2, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.latency_reader:
+        latency_reader(*args.latency_reader)
+        return
+
+    root = Path("/dev/shm") / f"labd-bench-{uuid.uuid4().hex[:8]}"
+    data_dir = Path(tempfile.mkdtemp(prefix="labd-bench-", dir=args.data_dir))
+    try:
+        with RingSet("bench", root=root, max_bytes=8 << 30) as rings:
+            size, memcpy, append = throughput(
+                rings, "bench/tp-frames", FRAME_SCHEMA, "frames", frame(1), 40
+            )
+            print(
+                f"frames 2048x2048 u16: append {append * 1e3:.2f} ms ({1 / append:.0f}/s, "
+                f"{size / append / 1e9:.2f} GB/s) vs memcpy {memcpy * 1e3:.2f} ms "
+                f"({size / memcpy / 1e9:.2f} GB/s): ratio {memcpy / append:.2f}x (target >= 0.8x)"
+            )
+            size, memcpy, append = throughput(
+                rings,
+                "bench/tp-readings",
+                READING_SCHEMA,
+                "readings",
+                readings(np.arange(ROWS, dtype=float)),
+                2000,
+            )
+            print(
+                f"readings {ROWS} rows ({size} B): append {append * 1e6:.1f} us "
+                f"({1 / append:.0f} batches/s, {ROWS / append / 1e6:.2f} M rows/s) vs memcpy "
+                f"{memcpy * 1e6:.2f} us: ratio {memcpy / append:.3f}x"
+            )
+            ring_lat, floor_lat = latency(rings)
+            med, p99 = np.median(ring_lat) / 1e3, np.percentile(ring_lat, 99) / 1e3
+            fmed, fp99 = np.median(floor_lat) / 1e3, np.percentile(floor_lat, 99) / 1e3
+            print(
+                f"write-to-visible in another process (futex wait, {ROWS}-row batches): median "
+                f"{med:.0f} us, p99 {p99:.0f} us; bare futex wake: median {fmed:.0f} us, p99 "
+                f"{fp99:.0f} us: ratio {med / fmed:.2f}x (median), {p99 / fp99:.2f}x (p99)"
+            )
+            chunk = frame(1).column("pixels").buffers()[2].to_pybytes()
+            disk = disk_floor(data_dir, chunk, 2 << 30, 32 << 20)
+            n, status, acquired, drained, late, slots = persister(
+                rings, data_dir, args.seconds, 100
+            )
+            need = status.bytes / acquired
+            print(
+                f"persister, 100 frames/s of 8 MiB for {args.seconds:g} s into {data_dir} "
+                f"(ring of {slots} frames): {status.batches} of {n} frames on disk, "
+                f"{status.lost} lost; acquisition {acquired:.1f} s ({late} frames late), "
+                f"drained after {drained:.1f} s; needs {need / 1e6:.0f} MB/s, persisted "
+                f"{status.bytes / drained / 1e6:.0f} MB/s, disk floor {disk / 1e6:.0f} MB/s: "
+                f"ratio {status.bytes / drained / disk:.2f}x of the disk"
+            )
+    finally:
+        shutil.rmtree(data_dir, ignore_errors=True)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
