@@ -8,6 +8,11 @@ panel assigned to A; an input no loop controls refuses set points.
 
 The 336 has no SCPI error queue and ignores commands it does not know, so set points are
 validated here against ``max_setpoint_k`` (a safety limit for your sample) and read back.
+
+A broken, unplugged or out-of-range sensor still gets a number from ``KRDG?``; only the
+input's reading status (``RDGST?``) tells it is meaningless, so every temperature is
+checked against it and a bad one raises :class:`DeviceReportedFault` instead of being
+recorded as data.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from capabilities import InvalidRequest, Reading
 from drivers.toolkit import (
     Channel,
     Connection,
+    DeviceReportedFault,
     MessageInstrument,
     control,
     from_attribute,
@@ -31,6 +37,22 @@ from drivers.toolkit.visa_link import VisaLink
 INPUTS = ("A", "B", "C", "D")
 LOOPS = (1, 2, 3, 4)
 
+#: ``RDGST?`` bits (Model 336 manual, chapter 6); any of them makes the reading invalid.
+READING_STATUS = {
+    1: "invalid reading",
+    16: "temperature underrange",
+    32: "temperature overrange",
+    64: "sensor units zero",
+    128: "sensor units overrange",
+}
+
+
+def describe_status(bits: int) -> str:
+    """``RDGST?`` bits in words, e.g. ``"invalid reading, temperature overrange"``."""
+    names = [name for bit, name in READING_STATUS.items() if bits & bit]
+    names += [f"bit {b}" for b in range(8) if bits & (1 << b) and (1 << b) not in READING_STATUS]
+    return ", ".join(names)
+
 
 def _control_input(reply: str) -> int:
     """The control input of an ``OUTMODE?`` reply ``mode,input,powerup`` (0 = none, 1 = A)."""
@@ -42,6 +64,7 @@ class LakeShoreInput(Channel):
     """One sensor input: TemperatureSensor, plus the set point of the loop that controls it."""
 
     kelvin = measurement("KRDG? {input}", unit="K")
+    reading_status = measurement("RDGST? {input}", parse=int, expected="a status number 0-255")
 
     def __init__(self, parent: LakeShore336, letter: str) -> None:
         super().__init__(parent, letter, {"input": letter})
@@ -49,7 +72,17 @@ class LakeShoreInput(Channel):
         self.letter = letter
 
     async def temperature(self) -> Reading:
-        return Reading(await self.kelvin.get(), "K")
+        kelvin = await self.kelvin.get()
+        # Asked after the reading, not before: a sensor failing in between then costs a
+        # good reading, never lets a bad one through.
+        bits = await self.reading_status.get()
+        if bits:
+            raise DeviceReportedFault(
+                f"{self.connection.name} input {self.letter}: the sensor reading is not valid "
+                f"(RDGST? {bits}: {describe_status(bits)}); check the sensor's wiring and "
+                "that the input's sensor type and curve match the sensor"
+            )
+        return Reading(kelvin, "K")
 
     async def set_setpoint(self, kelvin: float) -> None:
         """Set the set point of the heater loop controlling this input."""

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import pytest
+import pyvisa
 import trio
 
-from capabilities import InvalidRequest, OutOfRange, capabilities_of
+from capabilities import DeviceError, InvalidRequest, OutOfRange, capabilities_of
 from drivers.devices import VisaTraffic, visa_library
 from drivers.lakeshore_336 import LakeShore336
 
@@ -49,3 +50,43 @@ def test_set_points_above_the_safety_limit_are_not_sent() -> None:
         await controller.close()
 
     trio.run(main)
+
+
+@pytest.mark.parametrize(
+    ("bits", "words"),
+    [
+        (1, "invalid reading"),
+        (16, "temperature underrange"),
+        (33, "invalid reading, temperature overrange"),
+    ],
+)
+def test_a_sensor_error_is_raised_instead_of_returning_its_number(bits: int, words: str) -> None:
+    resource = "TCPIP0::192.168.1.60::7777::SOCKET"
+    # A second session to the same simulated controller (pyvisa-sim shares the device
+    # between sessions of one library): the test's hand on the sensor cable.
+    bench = pyvisa.ResourceManager(visa_library("lakeshore_336")).open_resource(
+        resource, read_termination="\r\n", write_termination="\r\n"
+    )
+
+    async def main() -> None:
+        controller = LakeShore336(resource=resource, visa_library=visa_library("lakeshore_336"))
+        await controller.open()
+        bench.write(f"SIM:RDGST A,{bits}")
+        try:
+            with pytest.raises(DeviceError) as raised:
+                await controller.inputs["A"].temperature()
+            assert str(raised.value).startswith(
+                f"Lake Shore 336 at {resource} input A: the sensor reading is not valid "
+                f"(RDGST? {bits}: {words}); check the sensor's wiring"
+            )
+            # Only input A is broken; B still reads.
+            assert (await controller.inputs["B"].temperature()).value == pytest.approx(77.412)
+        finally:
+            bench.write("SIM:RDGST A,0")
+        assert (await controller.inputs["A"].temperature()).value == pytest.approx(293.15)
+        await controller.close()
+
+    try:
+        trio.run(main)
+    finally:
+        bench.close()
