@@ -123,8 +123,16 @@ class ActionRunner:
 
     def _screenshot(self, app: GuiApp, base: str) -> bool:
         if self._waiting_for_shot is None:
-            shot: dict[str, Any] = {"done": False}
-            self._waiting_for_shot = shot
+            # Hold live frames and let two frames render first: the capture reads the
+            # last presented frame, which must show what is saved beside it.
+            app.hold_frames = True
+            self._waiting_for_shot = {"done": False, "settle_until": app.ui_frames + 2}
+            return False
+        shot = self._waiting_for_shot
+        if "settle_until" in shot:
+            if app.ui_frames < shot["settle_until"]:
+                return False
+            del shot["settle_until"]
 
             def grabbed(_sender: Any, buffer: Any) -> None:
                 pixels = np.array(buffer, dtype=np.float32).reshape(
@@ -167,8 +175,9 @@ class ActionRunner:
                 json.dumps({"images": layout, "rects": rects}, indent=1)
             )
             return False
-        if self._waiting_for_shot["done"] and os.path.exists(base + ".png"):
+        if shot["done"] and os.path.exists(base + ".png"):
             self._waiting_for_shot = None
+            app.hold_frames = False
             return True
         return False
 

@@ -43,6 +43,8 @@ class GuiApp:
         self.frame_hooks: list[Callable[[GuiApp], None]] = []
         self._last_poll = 0.0
         self.ui_frames = 0
+        self.hold_frames = False
+        """While True, live frames are dropped: a screenshot in flight sees a steady image."""
 
     # ------------------------------------------------------------ building
 
@@ -97,7 +99,7 @@ class GuiApp:
                 panel.set_state(info)
         for stream, frame in update.frames.items():
             self.timetravel.remember_frame(stream, frame)
-            if self.clock.paused_at is None:
+            if self.clock.paused_at is None and not self.hold_frames:
                 for view in self.views_of(stream):
                     view.on_frame(stream, frame)
         for stream, chunks in update.readings.items():
