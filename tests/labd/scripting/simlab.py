@@ -21,7 +21,7 @@ PEAK_MM = 3.0
 """Where the simulated meter's beam is centred (``SimPowerMeter`` default)."""
 
 SCAN_GRANTS = Grants.parse(["stage:Movable", "meter:Readable", "camera:FrameProducer"])
-SWEEP_GRANTS = Grants.parse(["psu:VoltageSource", "thermo:TemperatureSensor"])
+SWEEP_GRANTS = Grants.parse(["psu:VoltageSource,Switchable", "thermo:TemperatureSensor"])
 
 
 @asynccontextmanager

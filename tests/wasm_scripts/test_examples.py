@@ -1,0 +1,62 @@
+"""Every example, in every language, built with its real toolchain and run on the sim lab."""
+
+from pathlib import Path
+
+import pytest
+import trio
+
+from labd.scripting.compile import compile_source
+from tests.labd.scripting.simlab import PEAK_MM, SCAN_GRANTS, SWEEP_GRANTS, script_engine, sim_lab
+from wasm_scripts import build
+
+SCANS = [p for p in build.examples() if p.stem == "scan"]
+SWEEPS = [p for p in build.examples() if p.stem == "sweep"]
+
+
+def test_there_is_a_scan_in_each_language() -> None:
+    assert {p.suffix for p in SCANS} == {".wat", ".c", ".rs", ".zig"}
+    assert {p.suffix for p in SWEEPS} >= {".c", ".rs", ".zig"}
+
+
+@pytest.mark.parametrize("source", SCANS, ids=lambda p: p.parent.name)
+def test_scan_finds_the_peak(source: Path) -> None:
+    binary = compile_source(source)
+
+    async def main() -> None:
+        async with sim_lab() as lab, script_engine(lab) as engine:
+            await engine.store.upload("scan", binary)
+            results = await engine.start("scan", grants=SCAN_GRANTS).wait()
+            # 21 points from 2 to 4 mm: the grid point at the beam centre wins in every language.
+            assert results["peak_position"] == pytest.approx(PEAK_MM, abs=0.01)
+            assert results["peak_power"] > 9e-4
+            assert results["spot_x_at_peak"] == pytest.approx(32, abs=1.5)
+
+    trio.run(main)
+
+
+@pytest.mark.parametrize("source", SWEEPS, ids=lambda p: p.parent.name)
+def test_sweep_warms_the_sample(source: Path) -> None:
+    binary = compile_source(source)
+
+    async def main() -> None:
+        async with sim_lab() as lab, script_engine(lab) as engine:
+            await engine.store.upload("sweep", binary)
+            run = engine.start(
+                "sweep",
+                grants=SWEEP_GRANTS,
+                args={"volts_max": "10", "steps": "4", "settle_ms": "60"},
+            )
+            results = await run.wait()
+            temperatures = [r.value for r in run.results if r.name == "temperature"]
+            assert len(temperatures) == 4
+            assert results["temperature_rise"] > 0.5  # 10 W into 2 K/W, mostly settled
+            assert (await lab["psu"].voltage_setpoint()) == 0
+
+    trio.run(main)
+
+
+def test_build_writes_every_example(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(build, "BUILD", tmp_path)
+    assert build.main([]) == 0
+    built = {p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*.wasm")}
+    assert {"c/scan.wasm", "rust/scan.wasm", "zig/scan.wasm", "wat/scan.wasm"} <= built
