@@ -21,7 +21,8 @@ class ScanPoint:
     position: float
     power: float
     frame_max: int
-    frame_mean: float
+    spot_x: int
+    """Column of the brightest pixel of the frame (-1 without a camera)."""
 
 
 @dataclass(frozen=True)
@@ -53,11 +54,12 @@ async def stage_scan(
         await stage.move_abs(target)
         position = await stage.wait_settled()
         reading = await meter.read()
-        frame_max, frame_mean = 0, 0.0
+        frame_max, spot_x = 0, -1
         if camera is not None:
             frame = await camera.snap()
-            frame_max, frame_mean = int(frame.data.max()), float(frame.data.mean())
-        point = ScanPoint(position.value, reading.value, frame_max, frame_mean)
+            column_max = frame.data.max(axis=0)
+            frame_max, spot_x = int(column_max.max()), int(column_max.argmax()) + frame.roi.x
+        point = ScanPoint(position.value, reading.value, frame_max, spot_x)
         unit, power_unit = position.unit, reading.unit
         points.append(point)
         if on_point is not None:

@@ -1,67 +1,124 @@
-"""``labd demo``: the simulated lab doing a real experiment, headless."""
+"""``labd demo``: a daemon with the simulated lab, driven over RPC, doing a real experiment.
+
+The daemon runs as its own process (as it would in a lab) and the experiment talks to it
+through the real Cap'n Proto client, holding only the capabilities it needs.
+"""
 
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import Any
 
-import trio
 from rich.console import Console
-from rich.progress import Progress
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from capabilities import FrameProducer, Movable, Readable
-from labd.config import default_config
-from labd.daemon import Daemon
-from labd.experiments import ScanPoint, ScanResult, linspace, stage_scan
+from capabilities import (
+    FrameProducer,
+    Movable,
+    Readable,
+    Switchable,
+    TemperatureSensor,
+    VoltageSource,
+)
+from labd import aio, client
+from labd.experiments import (
+    ScanPoint,
+    ScanResult,
+    SweepPoint,
+    linspace,
+    stage_scan,
+    temperature_sweep,
+)
+from labd.launcher import DaemonFailed, spawn_daemon
 
 
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
-        "demo", help="run a stage scan on the simulated lab and find the peak"
+        "demo",
+        help="start a daemon with the simulated lab and run a scan over RPC",
+        description="Start `labd serve` with the simulated lab, connect to it over Cap'n Proto, "
+        "scan the stage while reading the power meter and snapping frames, report the peak, "
+        "then run a short temperature sweep.",
     )
-    p.add_argument("--start", type=float, default=0.0, help="scan start (mm)")
-    p.add_argument("--stop", type=float, default=6.0, help="scan stop (mm)")
-    p.add_argument("--steps", type=int, default=25, help="number of points")
+    p.add_argument("--start", type=float, default=0.0, help="scan start in mm (default 0)")
+    p.add_argument("--stop", type=float, default=6.0, help="scan stop in mm (default 6)")
+    p.add_argument("--steps", type=int, default=25, help="number of scan points (default 25)")
+    p.add_argument(
+        "--config", help="run the demo against this lab config instead of the simulated lab"
+    )
     p.set_defaults(func=demo)
 
 
 def demo(args: argparse.Namespace) -> int:
     console = Console()
-    result = trio.run(_run, args, console)
-    show(result, console)
+    if args.steps < 2:
+        console.print("[red]labd demo: --steps must be at least 2[/red]")
+        return 2
+    with console.status("starting labd serve with the simulated lab ..."):
+        try:
+            daemon_cm = spawn_daemon(args.config)
+            daemon = daemon_cm.__enter__()
+        except DaemonFailed as e:
+            console.print(f"[red]labd demo: the daemon did not start[/red]\n{e}")
+            return 1
+    try:
+        console.print(f"daemon ready at [bold]{daemon.address}[/bold] (pid {daemon.process.pid})")
+        scan, sweep = aio.run(_experiment, daemon.address, args, console)
+    finally:
+        daemon_cm.__exit__(*sys.exc_info())
+    show_scan(scan, console)
+    show_sweep(sweep, console)
     return 0
 
 
-async def _run(args: argparse.Namespace, console: Console) -> ScanResult:
-    daemon = Daemon(default_config())
-    async with trio.open_nursery() as nursery:
-        await nursery.start(daemon.run)
-        lab = daemon.supervisor
+async def _experiment(
+    address: str, args: argparse.Namespace, console: Console
+) -> tuple[ScanResult, list[SweepPoint]]:
+    async with client.connect(address) as lab:
+        names = ", ".join(f"{i.name} ({'/'.join(i.capabilities)})" for i in await lab.instruments())
+        console.print(f"instruments: {names}")
+        stage = await lab.instrument("stage").get(Movable)
+        meter = await lab.instrument("meter").get(Readable)
+        camera = await lab.instrument("camera").get(FrameProducer)
         positions = linspace(args.start, args.stop, args.steps)
-        with Progress(console=console, transient=True) as progress:
-            task = progress.add_task("scanning", total=len(positions))
+        columns = (
+            TextColumn("{task.description}"),
+            BarColumn(),
+            TextColumn("{task.completed}/{task.total}"),
+            TimeElapsedColumn(),
+        )
+        with Progress(*columns, console=console) as progress:
+            task = progress.add_task("stage scan", total=len(positions))
 
             def on_point(i: int, point: ScanPoint) -> None:
-                progress.update(task, advance=1, description=f"x = {point.position:+.3f}")
+                progress.update(
+                    task,
+                    advance=1,
+                    description=f"stage scan  x = {point.position:+.3f} mm  P = {point.power:.3g}",
+                )
 
-            result = await stage_scan(
-                lab.get("stage").proxy(Movable),
-                lab.get("meter").proxy(Readable),
-                lab.get("camera").proxy(FrameProducer),
-                positions,
-                on_point,
-            )
-        nursery.cancel_scope.cancel()
-    return result
+            scan = await stage_scan(stage, meter, camera, positions, on_point)
+            progress.update(task, description="stage scan")
+            sweep_task = progress.add_task("temperature sweep", total=None)
+            supply = await lab.instrument("psu").get(VoltageSource)
+            output = await lab.instrument("psu").get(Switchable)
+            thermo = await lab.instrument("thermo").get(TemperatureSensor)
+            await output.set_on(True)
+            sweep = await temperature_sweep(thermo, supply, [0.0, 3.0, 6.0, 9.0], settle_s=1.0)
+            await supply.set_voltage(0.0)
+            await output.set_on(False)
+            progress.update(sweep_task, total=1, completed=1)
+    return scan, sweep
 
 
-def show(result: ScanResult, console: Console) -> None:
-    table = Table(title="stage scan")
+def show_scan(result: ScanResult, console: Console) -> None:
+    table = Table(title="stage scan (meter power and camera frame at each point)")
     table.add_column(f"position ({result.unit})", justify="right")
     table.add_column(f"power ({result.power_unit})", justify="right")
     table.add_column("frame max", justify="right")
-    table.add_column("frame mean", justify="right")
+    table.add_column("spot x (px)", justify="right")
     peak = result.peak
     for p in result.points:
         style = "bold green" if p is peak else None
@@ -69,10 +126,19 @@ def show(result: ScanResult, console: Console) -> None:
             f"{p.position:+.3f}",
             f"{p.power:.4g}",
             str(p.frame_max),
-            f"{p.frame_mean:.1f}",
+            str(p.spot_x),
             style=style,
         )
     console.print(table)
     console.print(
-        f"peak: {peak.power:.4g} {result.power_unit} at {peak.position:+.3f} {result.unit}"
+        f"[bold]peak: {peak.power:.4g} {result.power_unit} at {peak.position:+.3f} {result.unit}[/bold]"
     )
+
+
+def show_sweep(points: list[SweepPoint], console: Console) -> None:
+    table = Table(title="temperature sweep (supply voltage → thermometer)")
+    table.add_column("supply (V)", justify="right")
+    table.add_column("temperature (K)", justify="right")
+    for p in points:
+        table.add_row(f"{p.volts:.1f}", f"{p.kelvin:.3f}")
+    console.print(table)
