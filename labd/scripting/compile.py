@@ -8,6 +8,7 @@ The guest SDKs come from ``wasm_scripts/sdk`` (or ``$LABD_SDK_DIR``).
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 import subprocess
@@ -125,12 +126,10 @@ def _zig(source: Path, out: Path, tmp: Path) -> None:
 
 
 def _zig_command() -> list[str]:
-    try:
-        import ziglang  # noqa: F401
-    except ImportError:
+    if importlib.util.find_spec("ziglang") is None:
         raise ToolchainMissing(
             "Zig (and the C fallback) need the PyPI package ziglang: uv sync, or pip install ziglang"
-        ) from None
+        )
     return [sys.executable, "-m", "ziglang"]
 
 
