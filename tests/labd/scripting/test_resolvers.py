@@ -28,7 +28,7 @@ SPECS = [
             "drift_amplitude": 0,
             "exposure": 0.0005,
         },
-    ),  # fmt: skip
+    ),
     InstrumentSpec("thermo", "sim.thermometer", {}),
 ]
 
