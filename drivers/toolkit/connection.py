@@ -4,7 +4,9 @@ Everything a message-based driver would otherwise repeat lives here once:
 
 * every blocking call runs in ``trio.to_thread.run_sync(..., abandon_on_cancel=True)``
   under a Trio deadline a little longer than the link's own timeout, so even a driver
-  stack that ignores its timeout (a wedged USB driver) cannot hang the caller;
+  stack that ignores its timeout (a wedged USB driver) cannot hang the caller; the hung
+  thread is abandoned, asked to let go (:meth:`Link.interrupt`), and never left reading
+  the port beside the next call — it would eat the replies meant for that call;
 * a query is one trip to the worker thread (drop stale input, write, wait the query
   delay, read), so the thread hop is paid once per query, not three times;
 * after a write the instrument's error report (``SYST:ERR?`` for SCPI) is read, and an
@@ -16,6 +18,7 @@ Everything a message-based driver would otherwise repeat lives here once:
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -90,21 +93,39 @@ class Connection:
         self._lock = trio.Lock()
         self._open = False
         self._wedged = False
+        self._idle = _set_event()
+        """Set while no worker thread is on the link (one abandoned by a cancel may be)."""
 
     @property
     def name(self) -> str:
         """The instrument as messages name it: model and where it is connected."""
         return f"{self.model} at {self.link.address}"
 
+    @property
+    def deadline_s(self) -> float:
+        """How long one trip to the worker thread may take before it is abandoned as hung.
+
+        Twice the link's timeout (a query is a write and a read, each bounded by it) plus
+        :data:`GRACE_S`: a link that honours its timeout always answers before this.
+        """
+        return self.timeout_s * 2 + GRACE_S
+
     async def open(self) -> None:
+        # A thread still stuck on the old port object holds only that object; opening
+        # gives the link a new one, so there is nothing to wait for.
         self._wedged = False
+        self._idle = _set_event()
         await self._run(self.link.open, "(opening the link)", opening=True)
         self._open = True
 
     async def close(self) -> None:
         self._open = False
-        if not self._wedged:
-            # A wedged link is still held by an abandoned thread; closing would race it.
+        # Closing the port under a thread still reading it would race that thread; an
+        # abandoned one normally lets go at once (it was interrupted, or its own timeout
+        # ends it). One that stays stuck keeps the link: it is released with the process.
+        with trio.move_on_after(GRACE_S):
+            await self._idle.wait()
+        if self._idle.is_set():
             await trio.to_thread.run_sync(self.link.close, abandon_on_cancel=True)
 
     async def write(self, command: str, *, check_errors: bool = True) -> None:
@@ -181,13 +202,18 @@ class Connection:
             raise DeviceDisconnected(f"{self.name} is not open; call open() first")
         async with self._lock:
             try:
-                with trio.fail_after(self.timeout_s * 2 + GRACE_S):
-                    return await trio.to_thread.run_sync(fn, abandon_on_cancel=True)
+                with trio.fail_after(self.deadline_s):
+                    # A call its caller cancelled may still be on the link: two threads
+                    # reading one port would split the replies between them.
+                    await self._idle.wait()
+                    return await self._in_thread(fn)
             except trio.TooSlowError:
                 self._wedged = True
+                self.link.interrupt()
                 raise DeviceTimeout(
-                    f"{self.name} hung on {command!r}: the I/O call did not return even after "
-                    f"its timeout; the link is abandoned and must be reopened. {self.link.hint}"
+                    f"{self.name} hung on {command!r}: the I/O call was still blocked after "
+                    f"{self.deadline_s:g} s (timeout {self.timeout_s:g} s); the link is "
+                    f"abandoned and must be reopened. {self.link.hint}"
                 ) from None
             except LinkTimeout as e:
                 raise DeviceTimeout(
@@ -200,6 +226,26 @@ class Connection:
                 ) from None
             except _Garbage as e:
                 raise self.unexpected(e.command, e.reply, "an error-queue entry") from None
+
+    async def _in_thread(self, fn: Callable[[], T]) -> T:
+        token = trio.lowlevel.current_trio_token()
+        idle = self._idle = trio.Event()
+
+        def work() -> T:
+            try:
+                return fn()
+            finally:
+                # Reported even when the call was abandoned: the next call waits for it.
+                with contextlib.suppress(trio.RunFinishedError):
+                    token.run_sync_soon(idle.set)
+
+        return await trio.to_thread.run_sync(work, abandon_on_cancel=True)
+
+
+def _set_event() -> trio.Event:
+    event = trio.Event()
+    event.set()
+    return event
 
 
 class _Garbage(Exception):

@@ -48,3 +48,11 @@ class Link(Protocol):
     def discard_input(self) -> None:
         """Drop bytes that arrived unasked (late replies of a timed-out query)."""
         ...
+
+    def interrupt(self) -> None:
+        """Make a read or write blocked in another thread return now, if the link can.
+
+        Called from the event loop's thread on a link that hung past its deadline, so it
+        must neither block nor raise; a link that cannot do it does nothing.
+        """
+        ...

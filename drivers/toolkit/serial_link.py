@@ -100,6 +100,14 @@ class SerialLink:
     def discard_input(self) -> None:
         self._call(lambda port: port.reset_input_buffer())
 
+    def interrupt(self) -> None:
+        port = self._port
+        # pyserial's POSIX ports wake a blocked read/write through a pipe; URL ports
+        # (socket://, rfc2217://) have no such pipe and end with their own timeout.
+        for cancel in ("cancel_read", "cancel_write"):
+            with contextlib.suppress(*_GONE, AttributeError):
+                getattr(port, cancel)()
+
     def _call(self, fn: Any) -> Any:
         if self._port is None:
             raise LinkLost("the serial port is closed")

@@ -89,6 +89,9 @@ class VisaLink:
     def discard_input(self) -> None:
         pass  # a VISA message-based read is one whole message; nothing stale lingers
 
+    def interrupt(self) -> None:
+        pass  # VISA has no way to wake a blocked read from another thread
+
     def _call(self, fn: Any) -> Any:
         if self._instrument is None:
             raise LinkLost("the VISA session is closed")
