@@ -93,7 +93,6 @@ class Host:
     def __init__(
         self,
         *,
-        label: str,
         control: RunControl,
         resolver: Resolver,
         grants: Grants,
@@ -102,7 +101,6 @@ class Host:
         emit_log: Callable[[LogLevel, str], None],
         emit_result: Callable[[str, float], None],
     ) -> None:
-        self._label = label
         self._control = control
         self._resolver = resolver
         self._grants = grants

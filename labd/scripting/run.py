@@ -101,7 +101,6 @@ class Run:
         self._log_total = 0
         self._log_changed = trio.Event()
         self._host = Host(
-            label=script.label,
             control=self._control,
             resolver=resolver,
             grants=grants,
