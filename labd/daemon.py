@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import logging
 
+import pyarrow as pa
 import trio
 
 from labd import acquisition
 from labd.config import LabConfig
+from labd.scripting import RESULT_SCHEMA, Run, ScriptEngine, ScriptStore, supervisor_resolver
 from labd.streams import StreamHub
 from labd.supervisor import Supervisor
 
@@ -25,11 +27,21 @@ class Daemon:
         self.supervisor = Supervisor(config.instruments, config.restart)
         self.streams = StreamHub()
         self._loops = acquisition.plan(self.supervisor, config.instruments, self.streams)
+        self._results = self.streams.create("scripts/results", RESULT_SCHEMA, "results")
+        self.scripts = ScriptEngine(
+            ScriptStore(),
+            supervisor_resolver(self.supervisor),
+            on_results=self._publish_results,
+        )
+
+    def _publish_results(self, _run: Run, batch: pa.RecordBatch) -> None:
+        self._results.publish(batch)
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Run until cancelled; ``started`` once every instrument made its first attempt."""
         async with trio.open_nursery() as nursery:
             await nursery.start(self.supervisor.run)
+            await nursery.start(self.scripts.run)
             for loop in self._loops:
                 nursery.start_soon(loop)
             for handle in self.supervisor.handles():
