@@ -98,14 +98,14 @@ def test_a_call_cancelled_by_its_caller_does_not_share_the_port_with_the_next(
             connection = Connection(link, model="Thorlabs ELL14", timeout_s=0.5)
             await connection.open()
             mount.mode = "silent"
+            start = trio.current_time()
             with trio.move_on_after(0.1):  # the caller gives up; its thread reads on
                 await connection.query("0gp")
             mount.mode = "normal"
             # The next query waits for the abandoned read to end (its 0.5 s timeout)
             # instead of racing it for the reply.
-            start = trio.current_time()
             assert await connection.query("0gp") == "0PO00000000"
-            assert 0.3 < trio.current_time() - start < 0.5 + MARGIN_S
+            assert 0.5 <= trio.current_time() - start < 0.5 + MARGIN_S
             for _ in range(5):
                 assert await connection.query("0gp") == "0PO00000000"
             await connection.close()
@@ -183,7 +183,7 @@ def test_a_hung_instrument_faults_alone_and_reconnects_once_it_answers(
                 # the loop kept its timers.
                 assert len(sibling_reads) >= 10, sibling_reads
                 assert max(sibling_reads) < MARGIN_S, sibling_reads
-                assert max(loop_lags) < 0.2, loop_lags
+                assert max(loop_lags) < MARGIN_S, loop_lags
 
                 await wait_for_state(supervisor, "rotator", State.FAULTED, State.RESTARTING)
                 assert rotator.reason is not None
