@@ -235,10 +235,90 @@ interface Lab {
       -> (subscription :Subscription);
   shares @5 () -> (shares :List(ShareInfo));
   revoke @6 (token :Text);
+  scripts @7 () -> (engine :ScriptEngine);   # only the full Lab: a script reaches any instrument
 }
 
 interface Bootstrap {
   unlock @0 (token :Text) -> (lab :Lab);                  # the daemon's token file
   redeem @1 (shareToken :Text) -> (instrument :Instrument);
   version @2 () -> (protocol :UInt32, daemon :Text);
+}
+
+# ---------------------------------------------------------------- scripts (WebAssembly)
+#
+# A failed run raises "labd:script-failed:<code>: <message>" from wait/results, where
+# <code> is labd.scripting.ScriptFailed.code (out-of-fuel, deadline, cancelled, denied, ...).
+
+struct ScriptInfo {
+  name @0 :Text;
+  version @1 :UInt32;
+  sha256 @2 :Text;               # of the WebAssembly binary
+  size @3 :UInt64;               # bytes of the WebAssembly binary
+  uploadedAt @4 :Float64;
+  usesWasi @5 :Bool;
+}
+
+struct Argument {
+  name @0 :Text;
+  value @1 :Text;
+}
+
+struct RunRequest {
+  name @0 :Text;
+  version @1 :UInt32;            # 0: the newest
+  args @2 :List(Argument);
+  grants @3 :List(Text);         # "stage:Movable", "meter" (all its capabilities), "*"
+  fuel @4 :UInt64;               # limits; 0: the daemon's default
+  deadline @5 :Float64;          # seconds
+  memory @6 :UInt64;             # bytes of linear memory
+}
+
+struct ScriptResult {
+  name @0 :Text;
+  value @1 :Float64;
+  timestamp @2 :Float64;
+}
+
+struct RunInfo {
+  id @0 :UInt64;
+  name @1 :Text;
+  version @2 :UInt32;
+  state @3 :Text;                # queued | running | paused | succeeded | failed | cancelled
+  errorCode @4 :Text;            # empty unless failed/cancelled
+  errorMessage @5 :Text;
+  fuelUsed @6 :UInt64;
+  startedAt @7 :Float64;         # 0: not yet
+  endedAt @8 :Float64;           # 0: not yet
+  grants @9 :Text;               # as the daemon understood them, e.g. "meter:*; stage:Movable"
+}
+
+struct LogEntry {
+  timestamp @0 :Float64;
+  level @1 :Text;                # debug | info | warn | error
+  text @2 :Text;
+}
+
+# Implemented by the client. The daemon sends a run's log lines in batches, one call in
+# flight; a slow client gets bigger batches, never slows the run. `end` follows the last.
+interface LogSink {
+  lines @0 (lines :List(LogEntry));
+  end @1 (info :RunInfo);
+}
+
+interface ScriptRun {
+  info @0 () -> (info :RunInfo);
+  wait @1 () -> (info :RunInfo, results :List(ScriptResult));   # cancelling the call leaves the run
+  cancel @2 ();
+  pause @3 ();                   # at the script's next checkpoint
+  resume @4 ();
+  followLog @5 (sink :LogSink) -> (subscription :Subscription);   # kept lines, then live ones
+  results @6 () -> (results :List(ScriptResult));                  # every result so far
+}
+
+interface ScriptEngine {
+  upload @0 (name :Text, module :Data) -> (info :ScriptInfo);   # WebAssembly binary or WAT text
+  scripts @1 () -> (scripts :List(ScriptInfo));                 # every version of every name
+  run @2 (request :RunRequest) -> (run :ScriptRun);
+  runs @3 () -> (runs :List(RunInfo));                          # running and recently finished
+  getRun @4 (id :UInt64) -> (run :ScriptRun);
 }
