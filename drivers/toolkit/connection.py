@@ -19,10 +19,11 @@ Everything a message-based driver would otherwise repeat lives here once:
 from __future__ import annotations
 
 import contextlib
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol, TypeVar
+from typing import Generic, Protocol, TypeVar
 
 import trio
 
@@ -228,18 +229,47 @@ class Connection:
                 raise self.unexpected(e.command, e.reply, "an error-queue entry") from None
 
     async def _in_thread(self, fn: Callable[[], T]) -> T:
-        token = trio.lowlevel.current_trio_token()
-        idle = self._idle = trio.Event()
+        trip = _Trip(fn)
+        self._idle = trip.idle
+        try:
+            return await trio.to_thread.run_sync(trip.run, abandon_on_cancel=True)
+        except trio.Cancelled:
+            trip.drop_unless_started()
+            raise
 
-        def work() -> T:
-            try:
-                return fn()
-            finally:
-                # Reported even when the call was abandoned: the next call waits for it.
-                with contextlib.suppress(trio.RunFinishedError):
-                    token.run_sync_soon(idle.set)
 
-        return await trio.to_thread.run_sync(work, abandon_on_cancel=True)
+class _Trip(Generic[T]):
+    """One trip to a worker thread, which tells the event loop when it is off the link.
+
+    A cancelled trip may never reach its thread (cancelled while waiting for a free one)
+    or reach it later; either way ``idle`` must end up set exactly when nothing of this
+    trip can touch the link any more, or the next call would wait for a ghost.
+    """
+
+    def __init__(self, fn: Callable[[], T]) -> None:
+        self.fn = fn
+        self.idle = trio.Event()
+        self._token = trio.lowlevel.current_trio_token()
+        self._lock = threading.Lock()
+        self._started = self._dropped = False
+
+    def run(self) -> T:
+        with self._lock:
+            if self._dropped:
+                raise RuntimeError("dropped before it started")  # nobody reads this result
+            self._started = True
+        try:
+            return self.fn()
+        finally:
+            # Reported even when the trip was abandoned: the next call waits for it.
+            with contextlib.suppress(trio.RunFinishedError):
+                self._token.run_sync_soon(self.idle.set)
+
+    def drop_unless_started(self) -> None:
+        with self._lock:
+            if not self._started:
+                self._dropped = True
+                self.idle.set()
 
 
 def _set_event() -> trio.Event:

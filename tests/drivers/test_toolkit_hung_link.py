@@ -10,6 +10,7 @@ and not leave the stuck thread reading the port behind the next connection's bac
 
 from __future__ import annotations
 
+import threading
 import time
 from pathlib import Path
 
@@ -107,6 +108,28 @@ def test_a_call_cancelled_by_its_caller_does_not_share_the_port_with_the_next(
             assert await connection.query("0gp") == "0PO00000000"
             assert 0.5 <= trio.current_time() - start < 0.5 + MARGIN_S
             for _ in range(5):
+                assert await connection.query("0gp") == "0PO00000000"
+            await connection.close()
+
+    trio.run(main)
+
+
+def test_a_call_cancelled_before_it_got_a_thread_leaves_the_link_free(tmp_path: Path) -> None:
+    async def main() -> None:
+        with ELL14Device(link=tmp_path / "ell14") as mount:
+            connection = ell14_connection(mount.port)
+            await connection.open()
+            # Every worker thread busy elsewhere: the next call waits for one.
+            trio.to_thread.current_default_thread_limiter().total_tokens = 1
+            release = threading.Event()
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(trio.to_thread.run_sync, release.wait)
+                await trio.sleep(0.05)
+                with trio.move_on_after(0.1) as gave_up:
+                    await connection.query("0gp")
+                assert gave_up.cancelled_caught
+                release.set()
+            with trio.fail_after(MARGIN_S):  # not the whole deadline, waiting for a ghost
                 assert await connection.query("0gp") == "0PO00000000"
             await connection.close()
 
