@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import pyvisa
 import trio
+from pyvisa.resources import MessageBasedResource
 
 from capabilities import DeviceError, InvalidRequest, OutOfRange, capabilities_of
 from drivers.devices import VisaTraffic, visa_library
@@ -67,6 +68,7 @@ def test_a_sensor_error_is_raised_instead_of_returning_its_number(bits: int, wor
     bench = pyvisa.ResourceManager(visa_library("lakeshore_336")).open_resource(
         resource, read_termination="\r\n", write_termination="\r\n"
     )
+    assert isinstance(bench, MessageBasedResource)
 
     async def main() -> None:
         controller = LakeShore336(resource=resource, visa_library=visa_library("lakeshore_336"))

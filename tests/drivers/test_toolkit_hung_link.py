@@ -123,8 +123,12 @@ def test_a_call_cancelled_before_it_got_a_thread_leaves_the_link_free(tmp_path: 
             # Every worker thread busy elsewhere: the next call waits for one.
             trio.to_thread.current_default_thread_limiter().total_tokens = 1
             release = threading.Event()
+
+            async def hold_the_only_thread() -> None:
+                await trio.to_thread.run_sync(release.wait)
+
             async with trio.open_nursery() as nursery:
-                nursery.start_soon(trio.to_thread.run_sync, release.wait)
+                nursery.start_soon(hold_the_only_thread)
                 await trio.sleep(0.05)
                 with trio.move_on_after(0.1) as gave_up:
                     await connection.query("0gp")
