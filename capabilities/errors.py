@@ -28,6 +28,13 @@ class WaitTimeout(CapabilityError):
     fine; the caller asked for less time than the physics needed. Never faults it."""
 
 
+class MeasurementInvalid(CapabilityError):
+    """The instrument answered, but says the value is meaningless (sensor open, overrange).
+
+    Neither the caller's fault nor a broken link: the instrument stays ready (its other
+    inputs keep working) and the caller learns there is no valid value right now."""
+
+
 class DeviceError(CapabilityError):
     """The instrument misbehaved: no answer, garbage, disconnect. Faults the instrument."""
 

@@ -11,8 +11,8 @@ validated here against ``max_setpoint_k`` (a safety limit for your sample) and r
 
 A broken, unplugged or out-of-range sensor still gets a number from ``KRDG?``; only the
 input's reading status (``RDGST?``) tells it is meaningless, so every temperature is
-checked against it and a bad one raises :class:`DeviceReportedFault` instead of being
-recorded as data.
+checked against it and a bad one raises :class:`~capabilities.MeasurementInvalid` instead
+of being recorded as data (the controller and its other inputs stay ready).
 """
 
 from __future__ import annotations
@@ -20,11 +20,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from capabilities import InvalidRequest, Reading
+from capabilities import InvalidRequest, MeasurementInvalid, Reading
 from drivers.toolkit import (
     Channel,
     Connection,
-    DeviceReportedFault,
     MessageInstrument,
     control,
     from_attribute,
@@ -77,7 +76,7 @@ class LakeShoreInput(Channel):
         # good reading, never lets a bad one through.
         bits = await self.reading_status.get()
         if bits:
-            raise DeviceReportedFault(
+            raise MeasurementInvalid(
                 f"{self.connection.name} input {self.letter}: the sensor reading is not valid "
                 f"(RDGST? {bits}: {describe_status(bits)}); check the sensor's wiring and "
                 "that the input's sensor type and curve match the sensor"

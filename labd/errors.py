@@ -64,6 +64,7 @@ _CAPABILITY_CODES: list[tuple[type[BaseException], str]] = [
     (cap_errors.PermissionDenied, "permission-denied"),
     (cap_errors.InvalidRequest, "invalid-request"),
     (cap_errors.WaitTimeout, "wait-timeout"),
+    (cap_errors.MeasurementInvalid, "measurement-invalid"),
     (cap_errors.DeviceTimeout, "device-timeout"),
     (cap_errors.DeviceDisconnected, "device-disconnected"),
     (cap_errors.DeviceError, "device-error"),

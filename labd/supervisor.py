@@ -4,9 +4,10 @@ Every call to an instrument is a request queued to the task that owns its driver
 calls never interleave on the wire and a driver never needs locks. The owner task also
 decides what a failure means:
 
-* a refused request (:class:`capabilities.InvalidRequest`) or a caller-bounded wait that
-  ran out (:class:`capabilities.WaitTimeout`) goes back to the caller and the instrument
-  stays ready;
+* a refused request (:class:`capabilities.InvalidRequest`), a caller-bounded wait that
+  ran out (:class:`capabilities.WaitTimeout`) or a value the instrument itself flags as
+  meaningless (:class:`capabilities.MeasurementInvalid`) goes back to the caller and the
+  instrument stays ready;
 * anything else a driver raises, or a call that outlives its timeout, *faults* the
   instrument: pending calls fail at once, the driver is closed, and after a back-off it is
   created and opened again. Too many faults within a window and it stays faulted, with
@@ -35,6 +36,7 @@ from capabilities import (
     DeviceError,
     HasChannels,
     InvalidRequest,
+    MeasurementInvalid,
     WaitTimeout,
     capabilities_of,
     now,
@@ -344,7 +346,7 @@ class _Owner:
             with trio.move_on_at(request.deadline) as deadline:
                 try:
                     value = await method(*request.args)
-                except (InvalidRequest, WaitTimeout) as e:
+                except (InvalidRequest, WaitTimeout, MeasurementInvalid) as e:
                     request.finish(outcome.Error(e))
                     return None
                 except trio.Cancelled:

@@ -7,7 +7,12 @@ import pyvisa
 import trio
 from pyvisa.resources import MessageBasedResource
 
-from capabilities import DeviceError, InvalidRequest, OutOfRange, capabilities_of
+from capabilities import (
+    InvalidRequest,
+    MeasurementInvalid,
+    OutOfRange,
+    capabilities_of,
+)
 from drivers.devices import VisaTraffic, visa_library
 from drivers.lakeshore_336 import LakeShore336
 
@@ -75,7 +80,7 @@ def test_a_sensor_error_is_raised_instead_of_returning_its_number(bits: int, wor
         await controller.open()
         bench.write(f"SIM:RDGST A,{bits}")
         try:
-            with pytest.raises(DeviceError) as raised:
+            with pytest.raises(MeasurementInvalid) as raised:
                 await controller.inputs["A"].temperature()
             assert str(raised.value).startswith(
                 f"Lake Shore 336 at {resource} input A: the sensor reading is not valid "
