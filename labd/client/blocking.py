@@ -17,7 +17,7 @@ import threading
 import weakref
 from collections.abc import Callable, Iterator
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import trio
 
@@ -32,6 +32,9 @@ from labd.client.lab import (
     connect,
     redeem,
 )
+
+if TYPE_CHECKING:
+    from labd.client.scripts import BlockingScripts
 
 T = TypeVar("T")
 
@@ -277,6 +280,12 @@ class BlockingLab(_Handle):
 
     def revoke(self, token: str) -> None:
         self._call("revoke", token)
+
+    def scripts(self) -> BlockingScripts:
+        """The daemon's script engine, with blocking calls (see labd.client.scripts)."""
+        from labd.client.scripts import BlockingScripts  # it builds on this module
+
+        return BlockingScripts(self._portal, self._derive_async(lambda lab: lab.scripts()))
 
     def close(self) -> None:
         self._portal.close()

@@ -11,7 +11,7 @@ import os
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NamedTuple, TypeVar, cast
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar, cast
 
 import pyarrow as pa
 import trio
@@ -25,6 +25,9 @@ from labd.errors import CapabilityMissing
 from labd.rpc import schema
 from labd.rpc.address import default_socket_path, parse_address, read_token, token_path_for
 from labd.rpc.policy import RANGED_QUANTITIES
+
+if TYPE_CHECKING:
+    from labd.client.scripts import Scripts
 
 T = TypeVar("T")
 _s: Any = schema.load()
@@ -308,6 +311,13 @@ class Lab:
 
     async def revoke(self, token: str) -> None:
         await self._link.call(lambda: self._cap.revoke(token))
+
+    async def scripts(self) -> Scripts:
+        """The daemon's script engine: upload and run WebAssembly experiment scripts."""
+        from labd.client.scripts import Scripts  # it builds on this module
+
+        result = await self._link.call(self._cap.scripts)
+        return Scripts(self._link, result.engine)
 
 
 def info_from_wire(info: Any) -> InstrumentInfo:

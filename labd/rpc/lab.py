@@ -11,11 +11,12 @@ import asyncio
 import hmac
 import importlib.metadata
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import trio
 
 from capabilities import PermissionDenied
+from labd.errors import LabdError
 from labd.rpc import schema
 from labd.rpc.capability_servers import Target, fill_capabilities
 from labd.rpc.policy import Policy, Restriction, ShareRegistry
@@ -23,6 +24,9 @@ from labd.rpc.subscriptions import IpcCache, SubscriptionServer, push_states, pu
 from labd.rpc.wire import wire_errors
 from labd.streams import StreamHub
 from labd.supervisor import InstrumentHandle, Supervisor
+
+if TYPE_CHECKING:
+    from labd.scripting import ScriptEngine
 
 _s: Any = schema.load()
 
@@ -42,6 +46,8 @@ class Services:
     """Where a client finds the lab token (told to clients that present a wrong one)."""
     shares: ShareRegistry = field(default_factory=ShareRegistry)
     ipc_cache: IpcCache = field(default_factory=IpcCache)
+    scripts: ScriptEngine | None = None
+    """The daemon's script engine; None for a server without one (benchmarks)."""
 
 
 @dataclass
@@ -138,6 +144,16 @@ class LabServer(_s.Lab.Server):  # type: ignore[misc]
     @wire_errors
     async def revoke(self, token: str, **_: Any) -> None:
         self._session.services.shares.revoke(token)
+
+    @wire_errors
+    async def scripts(self, **_: Any) -> Any:
+        engine = self._session.services.scripts
+        if engine is None:
+            raise LabdError("this labd server has no script engine")
+        # Imported on first use: it loads wasmtime, and clients import this module too.
+        from labd.rpc.scripts import ScriptEngineServer
+
+        return ScriptEngineServer(self._session, engine)
 
 
 class InstrumentServer(_s.Instrument.Server):  # type: ignore[misc]

@@ -79,6 +79,7 @@ async def serve_rpc(
         streams=daemon.streams,
         lab_token=write_token(token_path),
         token_hint=str(token_path),
+        scripts=getattr(daemon, "scripts", None),
     )
     servers: list[Any] = []
     try:

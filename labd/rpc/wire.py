@@ -27,7 +27,11 @@ log = logging.getLogger("labd.rpc")
 P = ParamSpec("P")
 R = TypeVar("R")
 
-_MARKER = re.compile(r"labd:([a-z0-9-]+): (.*)", re.DOTALL)
+_MARKER = re.compile(r"labd:([a-z0-9:-]+): (.*)", re.DOTALL)
+
+SCRIPT_FAILED = "script-failed"
+"""Wire code prefix of a failed script run: ``script-failed:<ScriptFailed.code>``."""
+SCRIPT_ERROR_CODES = ("script-error", "script-invalid", "unknown-script")
 
 
 class WireError(Exception):
@@ -72,12 +76,27 @@ def parse_error(text: str) -> tuple[str, str] | None:
 
 def error_from_code(code: str, message: str) -> Exception:
     """An instance of the exception class registered for ``code`` (LabdError if unknown)."""
+    if code.startswith(SCRIPT_FAILED + ":") or code in SCRIPT_ERROR_CODES:
+        return _script_error(code, message)
     cls = ERROR_CLASSES.get(code)
     if cls is None:
         return LabdError(f"{message} [{code}]")
     if issubclass(cls, LabdError | CapabilityError):
         return cls(message)
     return LabdError(message)
+
+
+def _script_error(code: str, message: str) -> Exception:
+    # Imported here, not at the top: labd.scripting loads wasmtime, which a client that
+    # never runs a script should not pay for.
+    from labd.scripting import ScriptError, ScriptFailed, ScriptInvalid, UnknownScript
+
+    if code.startswith(SCRIPT_FAILED + ":"):
+        return ScriptFailed(code.partition(":")[2], message)
+    classes: dict[str, type[ScriptError]] = {
+        cls.code: cls for cls in (ScriptError, ScriptInvalid, UnknownScript)
+    }
+    return classes[code](message)
 
 
 # ---------------------------------------------------------------- values
