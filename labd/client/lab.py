@@ -112,7 +112,16 @@ class _Sink(_s.BatchSink.Server):  # type: ignore[misc]
         self._send = send
 
     async def push(self, seq: int, batch: bytes, **_: Any) -> None:
-        await to_trio(self._nursery, self._send.send, (seq, batch))
+        # ``batch`` is pycapnp's copy of the Data field: the message it came in is freed
+        # when this returns, the copy lives as long as the consumer keeps the batch.
+        await to_trio(self._nursery, _deliver, self._send, (seq, batch))
+
+
+async def _deliver(send: trio.MemorySendChannel[Any], item: Any) -> None:
+    """Hand ``item`` to the consumer; a consumer that has left makes it a no-op (its
+    subscription is being cancelled, so the daemon stops pushing anyway)."""
+    with contextlib.suppress(trio.ClosedResourceError, trio.BrokenResourceError):
+        await send.send(item)
 
 
 class _Watcher(_s.StateWatcher.Server):  # type: ignore[misc]
@@ -122,7 +131,7 @@ class _Watcher(_s.StateWatcher.Server):  # type: ignore[misc]
 
     async def changed(self, change: Any, **_: Any) -> None:
         item = StateChange(change.instrument, str(change.state), change.reason, change.timestamp)
-        await to_trio(self._nursery, self._send.send, item)
+        await to_trio(self._nursery, _deliver, self._send, item)
 
 
 class _Feed:

@@ -11,7 +11,7 @@ import trio
 
 from labd.aio import aio
 from labd.client.errors import ConnectionLost, connection_lost, no_daemon, translate
-from labd.rpc import schema
+from labd.rpc import schema, sockets
 from labd.rpc.address import Address, client_tls_context, parse_address
 from labd.rpc.server import TRAVERSAL_LIMIT_WORDS
 
@@ -62,7 +62,8 @@ async def open_link(
     addr = parse_address(address) if isinstance(address, str) else address
     try:
         if addr.kind == "unix":
-            stream = await aio(capnp.AsyncIoStream.create_unix_connection(str(addr.path)))
+            assert addr.path is not None
+            stream = await sockets.connect(addr.path)
         else:
             ssl = client_tls_context(tls_ca) if addr.kind == "tls" else None
             hostname = (server_hostname or addr.host) if ssl is not None else None

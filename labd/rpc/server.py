@@ -16,6 +16,7 @@ import os
 import socket
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -23,6 +24,7 @@ import capnp
 import trio
 
 from labd.aio import aio, to_trio
+from labd.rpc import sockets
 from labd.rpc.address import (
     TlsConfig,
     default_socket_path,
@@ -88,15 +90,11 @@ async def serve_rpc(
             async def on_connect(stream: Any) -> None:
                 await to_trio(nursery, serve_connection, services, stream)
 
-            # The socket is born 0600 (umask), not chmod-ed after a window of 0755.
-            umask = os.umask(0o177)
-            try:
-                unix_server = await aio(
-                    capnp.AsyncIoStream.create_unix_server(on_connect, str(path))
-                )
-            finally:
-                os.umask(umask)
-            servers.append(unix_server)
+            listener = sockets.bind_private(path)
+            servers.append(listener)
+            nursery.start_soon(
+                sockets.serve, listener, partial(serve_connection, services), nursery
+            )
             endpoints = Endpoints(path, token_path)
             ssl_context = tls.server_context() if tls is not None else None
             for text in listen:

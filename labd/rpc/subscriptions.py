@@ -19,9 +19,9 @@ import pyarrow as pa
 import trio
 
 from capabilities import PermissionDenied
-from labd import records
 from labd.aio import aio
 from labd.rpc import schema
+from labd.rpc.ipc import ipc_buffer
 from labd.rpc.policy import Policy
 from labd.streams import Stream
 from labd.supervisor import StateChange, Supervisor
@@ -37,13 +37,13 @@ class IpcCache:
     """The IPC bytes of each stream's latest batch, serialised once for all subscribers."""
 
     def __init__(self) -> None:
-        self._latest: dict[str, tuple[int, bytes]] = {}
+        self._latest: dict[str, tuple[int, pa.Buffer]] = {}
 
-    def get(self, stream: Stream, seq: int, batch: pa.RecordBatch) -> bytes:
+    def get(self, stream: Stream, seq: int, batch: pa.RecordBatch) -> pa.Buffer:
         cached = self._latest.get(stream.name)
         if cached is not None and cached[0] == seq:
             return cached[1]
-        data = records.batch_to_ipc(batch)
+        data = ipc_buffer(batch)
         self._latest[stream.name] = (seq, data)
         return data
 
@@ -80,9 +80,12 @@ async def push_stream(
     with subscription.scope:
         async with trio.open_nursery() as nursery:
 
-            async def send(seq: int, data: bytes) -> None:
+            async def send(seq: int, data: pa.Buffer) -> None:
                 try:
-                    await aio(sink.push(seq, data))
+                    request = sink.push_request()
+                    request.seq = seq
+                    request.batch = memoryview(data)  # one memcpy into the message
+                    await aio(request.send())
                     subscription.sent += 1
                 except Exception as exc:  # the subscriber went away or failed: end it
                     log.debug("subscriber of %s gone: %s", stream.name, exc)
