@@ -17,6 +17,7 @@ COMMAND_MODULES = [
     "labd.cli.demo",
     "labd.cli.client_cmds",
     "labd.cli.gui_cmd",
+    "labd.cli.run_cmd",
 ]
 
 

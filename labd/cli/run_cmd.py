@@ -1,0 +1,241 @@
+"""``labd run FILE``: compile a script, upload it to the daemon, run it there, watch it.
+
+The script runs inside the daemon, next to the instruments; this command only follows it:
+log lines as they come, a progress line, the results as a table at the end. Ctrl-C
+cancels the run on the daemon (closing the terminal any other way leaves it running, as
+a run outlives its client). The exit status says how it went: 0 succeeded, 1 the script
+failed (the reason is printed with its code), 2 the file or arguments are wrong, 3 no
+daemon, 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import trio
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from capabilities import CapabilityError
+from labd import aio
+from labd.client import ConnectionLost, NoDaemon, connect
+from labd.client.scripts import RunHandle, RunInfo, RunLog, Scripts
+from labd.errors import LabdError
+from labd.scripting import ScriptFailed
+from labd.scripting.compile import SUPPORTED, CompileError, compile_source
+
+LEVEL_STYLE = {"debug": "dim", "info": "", "warn": "yellow", "error": "bold red"}
+PROGRESS_INTERVAL_S = 0.25
+
+
+def register(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "run",
+        help="compile, upload and run a WebAssembly script on the daemon",
+        description="Compile FILE if needed (" + ", ".join(SUPPORTED) + "), upload it to the"
+        " daemon and run it there with live log lines. Ctrl-C cancels the run.",
+    )
+    p.add_argument("file", help="script source or module (" + ", ".join(SUPPORTED) + ")")
+    p.add_argument("--name", help="name to upload it under (default: the file's stem)")
+    p.add_argument(
+        "--arg", action="append", default=[], metavar="KEY=VALUE", help="script argument"
+    )
+    p.add_argument(
+        "--grant",
+        action="append",
+        default=[],
+        metavar="NAME[:Capability,...]",
+        help="let the script use instrument NAME (all its capabilities, or those listed);"
+        " '*' grants everything",
+    )
+    p.add_argument("--fuel", type=_count, help="instruction budget (e.g. 1e10)")
+    p.add_argument("--deadline", type=float, metavar="SECONDS", help="wall-clock limit")
+    p.add_argument("--memory", type=float, metavar="MIB", help="linear memory limit in MiB")
+    p.add_argument(
+        "--connect",
+        metavar="ADDRESS",
+        help="daemon address: socket path, HOST:PORT or tls://HOST:PORT (default: local)",
+    )
+    p.add_argument("--token", help="lab token (default: the token file next to the socket)")
+    p.add_argument("--tls-ca", help="certificate to trust for tls:// addresses")
+    p.set_defaults(func=run_command)
+
+
+def _count(text: str) -> int:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number (e.g. 5e9)") from None
+    if value < 1 or value != int(value):
+        raise argparse.ArgumentTypeError(f"{text!r} must be a whole number >= 1")
+    return int(value)
+
+
+@dataclass
+class Outcome:
+    """What the run did, filled in as it goes (read after an interrupt too)."""
+
+    info: RunInfo | None = None
+    cancelled_by_us: bool = False
+
+
+def run_command(args: argparse.Namespace) -> int:
+    err = Console(stderr=True)
+    try:
+        script_args = parse_args(args.arg)
+        name = args.name or script_name(Path(args.file))
+        module = compile_source(args.file)
+    except (ValueError, CompileError) as e:
+        err.print(f"labd run: {escape(str(e))}")
+        return 2
+    memory = int(args.memory * 2**20) if args.memory else None
+    outcome = Outcome()
+    console = Console()
+    try:
+        aio.run(
+            follow_run, args, name, module, script_args, memory, console, outcome,
+        )  # fmt: skip
+    except KeyboardInterrupt:
+        run = f"run {outcome.info.id} " if outcome.info else ""
+        what = "cancelled on the daemon" if outcome.cancelled_by_us else "not started"
+        err.print(f"labd run: interrupted; {run}{what}")
+        return 130
+    except ScriptFailed as e:
+        label = outcome.info.label if outcome.info else f"script {name!r}"
+        err.print(f"labd run: {escape(label)} failed: {e.code}: {escape(e.message)}")
+        return 1
+    except (NoDaemon, ConnectionLost, FileNotFoundError, PermissionError) as e:
+        err.print(f"labd run: {escape(str(e))}")
+        return 3
+    except (LabdError, CapabilityError) as e:
+        err.print(f"labd run: {type(e).__name__}: {escape(str(e))}")
+        return 2 if isinstance(e, CapabilityError) else 1
+    return 0
+
+
+def parse_args(items: list[str]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"--arg {item!r}: write KEY=VALUE, e.g. --arg steps=41")
+        out[key.strip()] = value
+    return out
+
+
+def script_name(path: Path) -> str:
+    """A valid script name from a file name: ``scan.wat`` → ``scan``."""
+    stem = re.sub(r"[^A-Za-z0-9_.-]", "-", path.stem)
+    return stem if stem[:1].isalpha() else f"script-{stem}"[:64]
+
+
+async def follow_run(
+    args: argparse.Namespace,
+    name: str,
+    module: bytes,
+    script_args: dict[str, str],
+    memory: int | None,
+    console: Console,
+    outcome: Outcome,
+) -> None:
+    async with connect(args.connect, token=args.token, tls_ca=args.tls_ca) as lab:
+        scripts = await lab.scripts()
+        version = await upload_if_changed(scripts, name, module, console)
+        # Shielded: a Ctrl-C right now must not leave a run we hold no handle on.
+        with trio.CancelScope(shield=True):
+            run = await scripts.run(
+                name,
+                version=version,
+                args=script_args,
+                grants=args.grant,
+                fuel=args.fuel,
+                deadline_s=args.deadline,
+                memory_bytes=memory,
+            )
+            outcome.info = await run.info()
+        try:
+            await watch(run, console, outcome)
+            results = await run.wait()
+        finally:
+            if outcome.info is None or not outcome.info.finished:
+                # Interrupted (Ctrl-C cancels this task): stop the run on the daemon too.
+                with trio.CancelScope(shield=True), trio.move_on_after(5):
+                    await run.cancel()
+                    outcome.cancelled_by_us = True
+        console.print(results_table(outcome.info, await run.results(), results))
+
+
+async def upload_if_changed(scripts: Scripts, name: str, module: bytes, console: Console) -> int:
+    """The version of ``name`` holding ``module``: the newest one if it is the same module
+    (re-running a file does not pile up identical versions), else a fresh upload."""
+    digest = hashlib.sha256(module).hexdigest()
+    stored = [v for v in await scripts.versions() if v.name == name]
+    if stored and stored[-1].sha256 == digest:
+        console.print(f"script {name!r} v{stored[-1].version} is this module already", style="dim")
+        return stored[-1].version
+    version = await scripts.upload(name, module)
+    console.print(f"uploaded script {name!r} v{version} ({len(module)} bytes)", style="dim")
+    return version
+
+
+async def watch(run: RunHandle, console: Console, outcome: Outcome) -> None:
+    """Print log lines as they come under a progress line, until the run ends."""
+    assert outcome.info is not None
+    label = outcome.info.label
+    started = time.monotonic()
+    lines_seen = 0
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    ) as progress:
+        task = progress.add_task(f"{label} starting", total=None)
+
+        async def show_progress() -> None:
+            while True:
+                outcome.info = await run.info()
+                progress.update(
+                    task,
+                    description=f"{escape(label)} [bold]{outcome.info.state}[/]"
+                    f" · {lines_seen} log lines",
+                )
+                await trio.sleep(PROGRESS_INTERVAL_S)
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(show_progress)
+            lines: RunLog
+            async with run.log() as lines:
+                async for line in lines:
+                    lines_seen += 1
+                    stamp = time.strftime("%H:%M:%S", time.localtime(line.timestamp))
+                    style = LEVEL_STYLE.get(line.level, "")
+                    text = escape(f"{line.level:5} {line.text}")
+                    console.print(f"[dim]{stamp}[/] " + (f"[{style}]{text}[/]" if style else text))
+            nursery.cancel_scope.cancel()
+        outcome.info = lines.final or await run.info()
+    elapsed = time.monotonic() - started
+    console.print(f"{escape(label)} {outcome.info.state} after {elapsed:.2f} s", style="dim")
+
+
+def results_table(info: RunInfo | None, reported: list[Any], last: dict[str, float]) -> Table:
+    counts: dict[str, int] = {}
+    for result in reported:
+        counts[result.name] = counts.get(result.name, 0) + 1
+    title = f"results of {info.label} (run {info.id})" if info else "results"
+    table = Table(title=title)
+    table.add_column("result")
+    table.add_column("value", justify="right")
+    table.add_column("reports", justify="right")
+    for key, value in last.items():
+        table.add_row(key, f"{value:.6g}", str(counts.get(key, 1)))
+    return table
