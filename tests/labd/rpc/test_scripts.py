@@ -91,7 +91,7 @@ def test_upload_run_scan_and_list(labd_daemon: LabdProcess) -> None:
         assert results["peak_position"] == pytest.approx(3.0, abs=0.11)
         info = await run.info()
         assert (info.state, info.name, info.version) == ("succeeded", "scan", 1)
-        assert 0 < info.fuel_used and info.ended_at and info.started_at
+        assert info.fuel_used > 0 and info.ended_at and info.started_at
         assert [r.name for r in await run.results()] == [
             "peak_position", "peak_power", "spot_x_at_peak",
         ]  # fmt: skip
@@ -255,7 +255,7 @@ def test_a_restricted_instrument_holder_cannot_reach_the_engine(
             bootstrap = link.bootstrap
             instrument = (await link.call(lambda: bootstrap.redeem(token))).instrument
             # The Instrument capability is not a Lab, whatever it is cast to.
-            with pytest.raises(RuntimeError, match="(?i)unimplemented|not implemented"):
+            with pytest.raises(RuntimeError, match=r"(?i)unimplemented|not implemented"):
                 await link.call(lambda: instrument.cast_as(s.Lab).scripts())
             # ...and a sharing token does not unlock the Lab.
             with pytest.raises(PermissionDenied, match="wrong lab token"):
