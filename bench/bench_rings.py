@@ -56,15 +56,16 @@ def readings(values: np.ndarray) -> pa.RecordBatch:
     return pa.record_batch([ts, pa.array(values, pa.float64()), unit], schema=READING_SCHEMA)
 
 
-def per_op(fn, n: int, rounds: int = 5) -> float:
-    """Median over rounds of the mean time per call."""
-    times = []
+def interleaved(fns: list, n: int, rounds: int = 7) -> list[float]:
+    """Median time per call of each fn, rounds alternating so that drift hits all alike."""
+    times: list[list[float]] = [[] for _ in fns]
     for _ in range(rounds):
-        t0 = time.perf_counter()
-        for i in range(n):
-            fn(i)
-        times.append((time.perf_counter() - t0) / n)
-    return statistics.median(times)
+        for fn, samples in zip(fns, times, strict=True):
+            t0 = time.perf_counter()
+            for i in range(n):
+                fn(i)
+            samples.append((time.perf_counter() - t0) / n)
+    return [statistics.median(samples) for samples in times]
 
 
 def throughput(
@@ -86,8 +87,13 @@ def throughput(
         )
         for i in range(ring.layout.slot_count)
     ]
-    memcpy = per_op(lambda i: np.copyto(slots[i % len(slots)], source), n)
-    append = per_op(lambda i: ring.append(next(seq), batch), n)
+    memcpy, append = interleaved(
+        [
+            lambda i: np.copyto(slots[i % len(slots)], source),
+            lambda i: ring.append(next(seq), batch),
+        ],
+        n,
+    )
     slots.clear()  # views of the mapping: the ring cannot be closed while they live
     return size, memcpy, append
 
@@ -101,7 +107,7 @@ def latency_reader(root: str, mode: str) -> None:
         address = words.ctypes.data
         print("ready", flush=True)
         last = 0
-        while len(samples) < LATENCY_SAMPLES:
+        while last < LATENCY_SAMPLES:  # a sample per wake-up; a batch may be skipped
             while int(words[0]) == last:
                 futex_wait(address, last, 1.0)
             now = time.monotonic_ns()
@@ -115,7 +121,7 @@ def latency_reader(root: str, mode: str) -> None:
                 with b:
                     sent = b.batch.column("value")[0].as_py()
                 samples.append(now - sent)
-                if len(samples) == LATENCY_SAMPLES:
+                if b.seq == LATENCY_SAMPLES:
                     break
     print(json.dumps(samples), flush=True)
 
