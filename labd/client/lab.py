@@ -143,7 +143,9 @@ class _Feed:
         self._open_remote = open_remote
         self._server = server
         self._subscription: Any = None
-        self._send, self._receive = trio.open_memory_channel[Any](1)
+        # No buffer: a push returns only when the consumer takes it, so a slow consumer
+        # holds at most ``window`` batches older than the newest (latest-wins end to end).
+        self._send, self._receive = trio.open_memory_channel[Any](0)
         self._unregister: Callable[[], None] | None = None
 
     async def __aenter__(self) -> _Feed:

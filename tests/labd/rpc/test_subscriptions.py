@@ -1,0 +1,110 @@
+"""labd.rpc.subscriptions against a real daemon: rate limits, and slow subscribers harm nobody."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from labd.client import BlockingLab, connect_blocking
+from tests.labd.rpc.conftest import REPO, LabdProcess, start_labd
+
+FAST_CAMERA_TOML = """
+[instruments.camera]
+driver = "sim.camera"
+sensor_width = 128
+sensor_height = 128
+exposure = 0.001
+frame_fps = 40
+"""
+
+
+@pytest.fixture(scope="module")
+def camera_daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabdProcess]:
+    daemon = start_labd(tmp_path_factory.mktemp("labd"), config=FAST_CAMERA_TOML)
+    yield daemon
+    daemon.stop()
+    assert daemon.proc.returncode == 0, daemon.log.read_text()
+
+
+def last_seq(lab: BlockingLab, stream: str = "camera/frames") -> int:
+    return {s.name: s.last_seq for s in lab.streams()}[stream]
+
+
+def stream_rate(lab: BlockingLab, seconds: float = 1.0) -> float:
+    """Batches/s the camera stream publishes, from the daemon's own sequence numbers."""
+    first = last_seq(lab)
+    time.sleep(seconds)
+    return (last_seq(lab) - first) / seconds
+
+
+def test_rate_limited_subscription_delivers_at_most_the_rate(camera_daemon: LabdProcess) -> None:
+    with connect_blocking(camera_daemon.address) as lab:
+        published = stream_rate(lab)
+        assert published > 15, f"the sim camera should publish ~40 frames/s, not {published:.1f}"
+        with lab.subscribe("camera/frames", max_rate=5) as frames:
+            frames.next(timeout=5)  # the first push comes at once; the rate applies from here
+            start = time.monotonic()
+            arrivals = []
+            while time.monotonic() - start < 2.0:
+                arrivals.append(frames.next(timeout=5).seq)
+            elapsed = time.monotonic() - start
+            sent, skipped = frames.stats()
+        assert len(arrivals) <= 5 * elapsed + 1, f"{len(arrivals)} pushes in {elapsed:.2f} s"
+        assert len(arrivals) >= 5 * elapsed * 0.6, "the limit should not starve the subscriber"
+        assert skipped > 0, "a 5/s subscriber of a faster stream skips batches"
+        assert sent >= len(arrivals)
+
+
+SLOW_SUBSCRIBER = """
+import sys, time
+from labd.client import BlockingLab, connect_blocking
+lab = connect_blocking(sys.argv[1])
+for message in lab.subscribe("camera/frames", window=1):
+    print(message.seq, flush=True)
+    time.sleep(0.5)  # a consumer far slower than the stream, blocking its own thread
+"""
+
+
+def test_slow_subscriber_does_not_slow_a_fast_one(camera_daemon: LabdProcess) -> None:
+    slow = subprocess.Popen(
+        [sys.executable, "-c", SLOW_SUBSCRIBER, camera_daemon.address],
+        stdout=subprocess.PIPE, text=True, cwd=REPO,
+        env=dict(os.environ, PYTHONPATH=str(REPO)),
+    )  # fmt: skip
+    assert slow.stdout is not None
+    try:
+        slow_seqs = [int(slow.stdout.readline())]  # the slow one is subscribed and stalling
+        with (
+            connect_blocking(camera_daemon.address) as lab,
+            lab.subscribe("camera/frames", window=4) as frames,
+        ):
+            fast_seqs = [frames.next(timeout=5).seq]
+            deadline = time.monotonic() + 2.0
+            while time.monotonic() < deadline:
+                fast_seqs.append(frames.next(timeout=5).seq)
+            newest = last_seq(lab)
+        slow_seqs += [int(line) for line in _lines_until_exit(slow)]
+    finally:
+        slow.kill()
+        slow.wait()
+    fast_gaps = sum(b - a - 1 for a, b in itertools.pairwise(fast_seqs))
+    assert fast_gaps <= len(fast_seqs) // 10, f"the fast subscriber skipped {fast_gaps} frames"
+    assert newest - fast_seqs[-1] <= 3, "the fast subscriber kept up with the stream"
+    assert len(fast_seqs) >= 10 * len(slow_seqs)
+    # Latest-wins: the slow subscriber skips to newer frames instead of queueing old ones;
+    # with window=1 it is never handed two stale frames in a row.
+    steps = [b - a for a, b in itertools.pairwise(slow_seqs)]
+    assert sum(steps) >= 5 * len(steps), slow_seqs
+    assert not any(a == b == 1 for a, b in itertools.pairwise(steps)), slow_seqs
+
+
+def _lines_until_exit(proc: subprocess.Popen[str]) -> list[str]:
+    proc.kill()
+    assert proc.stdout is not None
+    return [line for line in proc.stdout.read().splitlines() if line.strip()]
