@@ -97,7 +97,11 @@ class _StreamPersister:
     def _run(self) -> None:
         try:
             while (seq := self._queue.get()) is not None:
-                self._persist(seq)
+                try:
+                    self._persist(seq)
+                except Exception:  # a bug must not stop persisting the batches after it
+                    log.exception("persisting batch %d of %s failed", seq, self.stream)
+                    self.status = replace(self.status, lost=self.status.lost + 1)
         finally:
             self._finish_file()
             self._reader.close()

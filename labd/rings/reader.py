@@ -49,16 +49,21 @@ class RingBatch:
         self.raw = raw  # the slot's bytes: one complete Arrow IPC stream
         self.first_ts = first_ts
         self.last_ts = last_ts
-        self._reader = reader
+        self._stream = reader.stream
+        self._capacity = reader.capacity
+        # Own references: the batch stays checkable (and mapped) after reader.close().
+        self._words = reader._words
+        self._lock_word = reader.layout.index_word(seq, L.I_LOCK)
 
     def still_valid(self) -> bool:
         """True if the writer has not touched this batch's slot since it was read."""
-        return self._reader._lock(self.seq) == 2 * self.seq
+        return int(self._words[self._lock_word]) == 2 * self.seq
 
     def check(self) -> None:
         """Raise :class:`RingLapped` if the data may have changed since it was read."""
         if not self.still_valid():
-            raise self._reader._lapped(self.seq)
+            write_seq = int(self._words[L.H_WRITE_SEQ])
+            raise RingLapped(self._stream, self.seq, write_seq, self._capacity)
 
     def copy(self) -> pa.RecordBatch:
         """A private copy of the batch, safe to keep after the ring moves on."""
@@ -83,7 +88,7 @@ class RingBatch:
             self.check()
 
     def __repr__(self) -> str:
-        return f"<RingBatch {self._reader.stream}#{self.seq} rows={self.batch.num_rows}>"
+        return f"<RingBatch {self._stream}#{self.seq} rows={self.batch.num_rows}>"
 
 
 def _parse(raw: pa.Buffer) -> tuple[int, pa.RecordBatch]:

@@ -234,3 +234,18 @@ class SeqlockMachine(RuleBasedStateMachine):
 
 SeqlockMachine.TestCase.settings = settings(max_examples=60, stateful_step_count=40, deadline=None)
 test_seqlock_never_returns_torn_data = SeqlockMachine.TestCase
+
+
+def test_a_batch_outlives_its_reader_and_stays_checkable(ring_root: Path) -> None:
+    with RingSet("lab", root=ring_root, max_bytes=64 << 20) as rings:
+        ring = open_readings(rings)
+        ring.append(1, reading_batch(1))
+        reader = RingReader(ring.path)
+        held = reader.get(1)
+        reader.close()
+        with held:
+            check_reading_batch(1, held.batch)
+        for seq in range(2, 6):
+            ring.append(seq, reading_batch(seq))
+        with pytest.raises(RingLapped):
+            held.check()
