@@ -6,11 +6,22 @@ import time
 from pathlib import Path
 
 import pytest
+import trio
 
 from labd.records import FRAME_SCHEMA, READING_SCHEMA
-from labd.rings import RingError, RingReader, RingSet, RingSizeError, list_rings
+from labd.rings import (
+    Persister,
+    RingError,
+    RingReader,
+    RingSet,
+    RingSizeError,
+    list_rings,
+    read_stream_file,
+)
 from labd.rings import layout as L
 from labd.rings.sizing import mem_available
+from labd.streams import Stream
+from tests.labd.rings.batches import check_reading_batch, reading_batch
 from tests.labd.rings.conftest import start_writer, wait_for_output
 
 
@@ -110,3 +121,37 @@ def test_names_that_cannot_be_files_are_refused(ring_root: Path) -> None:
             rings.open_stream(
                 "", READING_SCHEMA, "readings", expected_batch_bytes=100, batches_per_second=1
             )
+
+
+def test_a_ring_is_a_stream_sink_and_the_set_keeps_its_heartbeat(
+    ring_root: Path, tmp_path: Path
+) -> None:
+    """How the daemon wires a stream: ring as sink, persister following, heartbeat task."""
+    stream = Stream("meter/reading", READING_SCHEMA, "readings")
+    with RingSet("lab", root=ring_root, max_bytes=1 << 20) as rings:
+        ring = rings.open_stream(
+            stream.name,
+            stream.schema,
+            stream.kind,
+            expected_batch_bytes=1700,
+            batches_per_second=10,
+        )
+        with Persister(tmp_path, "run1") as persister:
+            persister.follow(ring)
+            stream.add_sink(ring.append)
+
+            async def main() -> None:
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(rings.keep_alive, 0.05)
+                    for seq in range(1, 6):
+                        assert stream.publish(reading_batch(seq)) == seq
+                        await trio.sleep(0.05)
+                    nursery.cancel_scope.cancel()
+
+            trio.run(main)
+            with RingReader(ring.path) as reader:
+                assert reader.heartbeat_age_s() < 1
+                assert [b.seq for b in reader.since(0)] == [1, 2, 3, 4, 5]
+        (path,) = persister.status()[0].directory.glob("*.arrows")
+    for seq, batch in read_stream_file(path):
+        check_reading_batch(seq, batch)
