@@ -12,8 +12,8 @@ FILE is a JSON list of steps run one after the other, one check per UI frame, e.
 would pass — so a step exercises exactly what a mouse click does. ``screenshot`` writes
 ``PATH.png`` (what a person looks at), ``PATH.npy`` (the same RGBA pixels for tests)
 and ``PATH.json`` (where each live image is on screen, and the frame it shows, saved as
-``PATH.<stream>.npy``). The outcome goes to ``FILE.result.json``; a failed step ends the
-GUI with exit status 1.
+``PATH.<stream>.npy``; ``"rects": [TAG, ...]`` in the step adds where those widgets are and their values).
+The outcome goes to ``FILE.result.json``; a failed step ends the GUI with exit status 1.
 """
 
 from __future__ import annotations
@@ -111,7 +111,7 @@ class ActionRunner:
             view = find_view(app, step["wait_points"], ReadingView)
             return view.plot.points >= int(step.get("min", 2))
         if "screenshot" in step:
-            return self._screenshot(app, str(step["screenshot"]))
+            return self._screenshot(app, str(step["screenshot"]), step.get("rects", []))
         if "quit" in step:
             return True
         raise StepFailed(f"unknown step {step}")
@@ -121,7 +121,7 @@ class ActionRunner:
             return f"{step['wait_text']} is {dpg.get_value(step['wait_text'])!r}"
         return f"connection: {app.connection}"
 
-    def _screenshot(self, app: GuiApp, base: str) -> bool:
+    def _screenshot(self, app: GuiApp, base: str, extra_rects: list[str]) -> bool:
         if self._waiting_for_shot is None:
             # Hold live frames and let two frames render first: the capture reads the
             # last presented frame, which must show what is saved beside it.
@@ -160,7 +160,7 @@ class ActionRunner:
                         "frame": f"{base}.{stream}.npy",
                     }  # fmt: skip
             rects = {}
-            for tag in ("connection", "timetravel.text"):
+            for tag in ("connection", "timetravel.text", *extra_rects):
                 rects[tag] = [*dpg.get_item_rect_min(tag), *dpg.get_item_rect_size(tag)]
             for panel in app.panels.values():
                 rects[f"{panel.name}.state"] = [
@@ -171,8 +171,9 @@ class ActionRunner:
                 if isinstance(view, ReadingView):
                     plot = f"{view.tag}.plot"
                     rects[plot] = [*dpg.get_item_rect_min(plot), *dpg.get_item_rect_size(plot)]
+            values = {tag: str(dpg.get_value(tag)) for tag in extra_rects}
             Path(base + ".json").write_text(
-                json.dumps({"images": layout, "rects": rects}, indent=1)
+                json.dumps({"images": layout, "rects": rects, "values": values}, indent=1)
             )
             return False
         if shot["done"] and os.path.exists(base + ".png"):

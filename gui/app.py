@@ -17,6 +17,7 @@ import dearpygui.dearpygui as dpg
 from gui.link import Link
 from gui.model import Connection, InstrumentInfo, LabModel, Update
 from gui.panels import Clock, InstrumentPanel, SectionView
+from gui.scripts_panel import ScriptsPanel
 from gui.timetravel import TimeTravel
 
 log = logging.getLogger("labd.gui")
@@ -61,6 +62,7 @@ class GuiApp:
             with dpg.group(horizontal=True):
                 dpg.add_child_window(tag="left", width=840, border=False)
                 dpg.add_child_window(tag="right", border=False)
+        self.scripts = ScriptsPanel(self.link, "right")
         dpg.create_viewport(title=self.title, width=VIEWPORT[0], height=VIEWPORT[1])
         dpg.setup_dearpygui()
         dpg.show_viewport()
@@ -84,6 +86,7 @@ class GuiApp:
             for view in self.views():
                 view.poll()
         self.timetravel.tick()
+        self.scripts.tick()
         for hook in list(self.frame_hooks):
             hook(self)
         self.ui_frames += 1

@@ -11,7 +11,6 @@ daemon, 130 interrupted.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import re
 import time
 from dataclasses import dataclass
@@ -148,7 +147,7 @@ async def follow_run(
 ) -> None:
     async with connect(args.connect, token=args.token, tls_ca=args.tls_ca) as lab:
         scripts = await lab.scripts()
-        version = await upload_if_changed(scripts, name, module, console)
+        version = await install(scripts, name, module, console)
         # Shielded: a Ctrl-C right now must not leave a run we hold no handle on.
         with trio.CancelScope(shield=True):
             run = await scripts.run(
@@ -173,16 +172,12 @@ async def follow_run(
         console.print(results_table(outcome.info, await run.results(), results))
 
 
-async def upload_if_changed(scripts: Scripts, name: str, module: bytes, console: Console) -> int:
-    """The version of ``name`` holding ``module``: the newest one if it is the same module
-    (re-running a file does not pile up identical versions), else a fresh upload."""
-    digest = hashlib.sha256(module).hexdigest()
-    stored = [v for v in await scripts.versions() if v.name == name]
-    if stored and stored[-1].sha256 == digest:
-        console.print(f"script {name!r} v{stored[-1].version} is this module already", style="dim")
-        return stored[-1].version
-    version = await scripts.upload(name, module)
-    console.print(f"uploaded script {name!r} v{version} ({len(module)} bytes)", style="dim")
+async def install(scripts: Scripts, name: str, module: bytes, console: Console) -> int:
+    version, uploaded = await scripts.install(name, module)
+    if uploaded:
+        console.print(f"uploaded script {name!r} v{version} ({len(module)} bytes)", style="dim")
+    else:
+        console.print(f"script {name!r} v{version} is this module already", style="dim")
     return version
 
 

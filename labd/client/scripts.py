@@ -20,9 +20,11 @@ not stop it; :meth:`RunHandle.cancel` does.
 
 from __future__ import annotations
 
+import hashlib
 from collections import deque
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import trio
@@ -185,6 +187,16 @@ class Scripts:
         result = await self._link.call(lambda: self._cap.upload(name, data))
         return int(result.info.version)
 
+    async def install(self, name: str, module: bytes) -> tuple[int, bool]:
+        """The version of ``name`` that holds ``module``: its newest if that is the same
+        module (re-running a file does not pile up identical versions), else a fresh
+        upload. Returns (version, whether it was uploaded now)."""
+        digest = hashlib.sha256(module).hexdigest()
+        stored = [v for v in await self.versions() if v.name == name]
+        if stored and stored[-1].sha256 == digest:
+            return stored[-1].version, False
+        return await self.upload(name, module), True
+
     async def versions(self) -> list[ScriptInfo]:
         """Every stored version of every script."""
         result = await self._link.call(self._cap.scripts)
@@ -221,6 +233,15 @@ class Scripts:
     def get_run(self, run_id: int) -> RunHandle:
         """A handle on run ``run_id`` (e.g. one another client started)."""
         return RunHandle(self._link, self._cap.getRun(run_id).run)
+
+
+def load_module(path: Path | str) -> bytes:
+    """The WebAssembly module for a script file, compiled here on the client if it is
+    source (.wat, .c, .rs, .zig; see :func:`labd.scripting.compile.compile_source`).
+    Blocks for as long as the compiler takes: call it in a worker thread from async code."""
+    from labd.scripting.compile import compile_source  # loads wasmtime: only when used
+
+    return compile_source(path)
 
 
 def run_request(
@@ -332,6 +353,10 @@ class BlockingScripts(_Handle):
     def upload(self, name: str, module: bytes | str) -> int:
         version: int = self._call("upload", name, module)
         return version
+
+    def install(self, name: str, module: bytes) -> tuple[int, bool]:
+        installed: tuple[int, bool] = self._call("install", name, module)
+        return installed
 
     def versions(self) -> list[ScriptInfo]:
         versions: list[ScriptInfo] = self._call("versions")
