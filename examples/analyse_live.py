@@ -11,6 +11,7 @@ process than the one acquiring, without a single call to the daemon.
 from __future__ import annotations
 
 import argparse
+import signal
 import subprocess
 import sys
 import time
@@ -84,6 +85,8 @@ def demo_writer(seconds: float) -> None:
     from labd.records import FRAME_SCHEMA, READING_SCHEMA, frame_to_batch, readings_to_batch
     from labd.rings import RingSet
 
+    # SIGTERM (from the parent) ends the `with` block, so the rings are removed cleanly.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     with RingSet("demo", retention_s=60, max_bytes=256 << 20) as rings:
         meter = rings.open_stream(
             "meter/reading",

@@ -9,6 +9,7 @@ renamed to its final name, so a reader never sees a half-made ring.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import mmap
 import os
@@ -212,7 +213,10 @@ class RingWriter:
         futex_wake(self._futex_address)
         # mmap.close() refuses while buffers exported from it are alive: drop ours first.
         del self._slots, self._words, self._floats
-        self._view.release()
-        self._mm.close()
+        # A view can outlive us in the traceback of an interrupted append (Ctrl-C); the
+        # mapping then goes away with it, and the file is removed all the same.
+        with contextlib.suppress(BufferError):
+            self._view.release()
+            self._mm.close()
         if remove:
             self.path.unlink(missing_ok=True)

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import contextlib
 import resource
+import shutil
 import signal
 import time
 from pathlib import Path
@@ -187,6 +188,7 @@ class SeqlockMachine(RuleBasedStateMachine):
             self.held.clear()
             self.reader.close()
             self.rings.close()
+            shutil.rmtree(self.root)
 
     @rule(rows=st.integers(1, 90))
     def write(self, rows: int) -> None:
