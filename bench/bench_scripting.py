@@ -10,13 +10,19 @@ in the same run:
   loop written in Python, both on in-process instruments (a sim stage that moves in no
   time, so the figure is overhead, not physics).
 
-Each way of running the scan is one function ``async def scan_…(lab, engine, steps)``;
-a remote-client variant is one more such function added to ``SCANS``.
+- the same scan against a real ``labd serve`` subprocess: the WASM script started over
+  RPC (it runs in the daemon, reaching instruments through the supervisor) against the
+  Python loop written with the RPC client API (three round trips per step).
+
+Each way of running the scan in-process is one function ``async def scan_…(lab, engine,
+steps)`` in ``SCANS``; each way against the daemon is one ``async def client_scan_…(lab,
+steps)`` in ``CLIENT_SCANS``.
 """
 
 from __future__ import annotations
 
 import sys
+import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -27,8 +33,12 @@ sys.path.insert(0, str(REPO))
 
 import trio  # noqa: E402
 
+from capabilities import Movable, Readable  # noqa: E402
 from drivers.sim.power_meter import SimPowerMeter  # noqa: E402
 from drivers.sim.stage import SimStage  # noqa: E402
+from labd import aio  # noqa: E402
+from labd.client import Lab, connect  # noqa: E402
+from labd.launcher import spawn_daemon  # noqa: E402
 from labd.scripting import (  # noqa: E402
     Grants,
     RunLimits,
@@ -120,8 +130,70 @@ SCANS: dict[str, Callable[[dict[str, Any], ScriptEngine, int], Awaitable[float]]
     "WASM script, in-process instruments": scan_wasm,
 }
 
+# The same instruments as in-process, in a daemon: no pollers, so only the scan uses them.
+DAEMON_LAB = """
+[instruments.stage]
+driver = "sim.stage"
+velocity = 1e6
+acceleration = 1e12
+settle_time = 0
+overshoot = 0
 
-async def main() -> None:
+[instruments.meter]
+driver = "sim.power_meter"
+integration_time = 1e-9
+"""
+
+
+async def client_scan_python(lab: Lab, steps: int) -> float:
+    stage = await lab.instrument("stage").get(Movable)
+    meter = await lab.instrument("meter").get(Readable)
+    started = time.perf_counter()
+    for i in range(steps):
+        await stage.move_abs(i * 0.001)
+        await stage.wait_settled()
+        await meter.read()
+    return time.perf_counter() - started
+
+
+async def client_scan_wasm(lab: Lab, steps: int) -> float:
+    scripts = await lab.scripts()
+    started = time.perf_counter()
+    run = await scripts.run(
+        "scan", args={"n": steps}, grants=["stage:Movable", "meter:Readable"], fuel=10**12
+    )
+    await run.wait()
+    return time.perf_counter() - started
+
+
+CLIENT_SCANS: dict[str, Callable[[Lab, int], Awaitable[float]]] = {
+    "Python loop through the RPC client API, labd serve": client_scan_python,
+    "WASM script started over RPC, runs in labd serve": client_scan_wasm,
+}
+
+
+def daemon_scans() -> dict[str, float]:
+    """Per-step seconds of each of ``CLIENT_SCANS`` against a real ``labd serve``."""
+
+    async def measure(address: str) -> dict[str, float]:
+        async with connect(address) as lab:
+            await (await lab.scripts()).upload("scan", SCAN)
+            out = {}
+            for label, scan in CLIENT_SCANS.items():
+                total = min([await scan(lab, STEPS) for _ in range(REPEATS)])
+                out[label] = total / STEPS
+            return out
+
+    with tempfile.TemporaryDirectory(prefix="bench-scripting-") as tmp:
+        config = Path(tmp) / "lab.toml"
+        config.write_text(DAEMON_LAB)
+        with spawn_daemon(config, workdir=tmp) as daemon:
+            result: dict[str, float] = aio.run(measure, daemon.address)
+            return result
+
+
+async def main() -> tuple[str, float]:
+    """Everything in-process; returns the scan floor (its label, seconds per step)."""
     stage = SimStage(velocity=1e6, acceleration=1e12, settle_time=0, overshoot=0)
     meter = SimPowerMeter(integration_time=1e-9)
     lab: dict[str, Any] = {"stage": stage, "meter": meter}
@@ -187,7 +259,21 @@ async def main() -> None:
             f"scan step (move+settle+read), {label}: {per_step * 1e6:7.1f} µs/step  "
             f"= {per_step / floor:4.2f}× {floor_label}"
         )
+    return floor_label, floor
+
+
+def print_daemon_scans(floor_label: str, floor: float, per_step: dict[str, float]) -> None:
+    for label, seconds in per_step.items():
+        print(
+            f"scan step (move+settle+read), {label}: {seconds * 1e6:7.1f} µs/step  "
+            f"= {seconds / floor:4.2f}× {floor_label}"
+        )
+    python, wasm = (per_step[label] for label in CLIENT_SCANS)
+    print(
+        f"against the daemon, the WASM scan step costs {wasm / python:4.2f}× the Python client"
+        f" loop's ({wasm * 1e6:.0f} vs {python * 1e6:.0f} µs/step)"
+    )
 
 
 if __name__ == "__main__":
-    trio.run(main)
+    print_daemon_scans(*trio.run(main), daemon_scans())
