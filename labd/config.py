@@ -85,6 +85,8 @@ class LabConfig:
     """How far back the shared-memory rings reach."""
     data_dir: Path | None = None
     """Where the persister writes ``.arrows`` files (None: do not persist)."""
+    ring_memory_bytes: int = 1 << 30
+    """Shared memory all rings of the daemon may use together."""
     source: str = "<default>"
 
 
@@ -133,16 +135,27 @@ def parse_config(text: str, *, source: str = "<string>", base_dir: Path | None =
         data_dir = Path(os.path.expanduser(str(data_dir)))
         if base_dir is not None and not data_dir.is_absolute():
             data_dir = base_dir / data_dir
-    unknown = set(daemon) - {"retention_s", "data_dir"}
+    daemon_keys = ("retention_s", "data_dir", "ring_memory_mb")
+    unknown = set(daemon) - set(daemon_keys)
     if unknown:
         checker.fail(
-            f"daemon.{sorted(unknown)[0]}", "unknown key", "accepted keys: retention_s, data_dir"
+            f"daemon.{sorted(unknown)[0]}",
+            "unknown key",
+            f"accepted keys: {', '.join(daemon_keys)}",
+        )
+    ring_mb = daemon.get("ring_memory_mb", 1024)
+    if not isinstance(ring_mb, int | float) or isinstance(ring_mb, bool) or ring_mb <= 0:
+        checker.fail(
+            "daemon.ring_memory_mb",
+            f"must be a positive number, got {ring_mb!r}",
+            "for example ring_memory_mb = 1024",
         )
     return LabConfig(
         instruments=specs,
         restart=policy,
         retention_s=float(daemon.get("retention_s", 300.0)),
         data_dir=data_dir,
+        ring_memory_bytes=int(ring_mb * (1 << 20)),
         source=source,
     )
 

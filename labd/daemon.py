@@ -1,29 +1,49 @@
-"""The daemon: supervisor, acquisition loops and streams under one nursery.
+"""The daemon: supervisor, acquisition loops, streams, rings and scripts under one nursery.
 
-Services that other parts of labd add (the RPC server, rings, the persister, the script
-engine) start here too, each as a child task, so that cancelling :meth:`Daemon.run`
-(SIGINT, SIGTERM) unwinds all of them and closes every driver.
+Services (the RPC server, the script engine, the rings' heartbeat) start here as child
+tasks, so that cancelling :meth:`Daemon.run` (SIGINT, SIGTERM) unwinds all of them, closes
+every driver, finishes the files on disk and removes the shared-memory rings.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import math
+import os
+import time
+from collections.abc import Iterator
 
 import pyarrow as pa
 import trio
 
 from labd import acquisition
 from labd.config import LabConfig
+from labd.errors import LabdError
+from labd.rings import BatchTooLarge, Persister, RingSet, RingWriter
 from labd.scripting import RESULT_SCHEMA, Run, ScriptEngine, ScriptStore, supervisor_resolver
-from labd.streams import StreamHub
+from labd.streams import Stream, StreamHub
 from labd.supervisor import Supervisor
 
 log = logging.getLogger("labd")
 
+BATCH_OVERHEAD_BYTES = 4096
+"""IPC framing and metadata of one batch, with headroom."""
+
+READING_ROW_BYTES = 32
+"""timestamp + value + dictionary index, with headroom."""
+
+RESULTS_BATCH_BYTES = 64 << 10
+
+FULL_FRAME_FALLBACK = (2048, 2048, 2)
+"""Frame ring slots when the camera cannot say its format at start (it is faulted)."""
+
 
 class Daemon:
-    def __init__(self, config: LabConfig) -> None:
+    def __init__(self, config: LabConfig, daemon_id: str = "default") -> None:
         self.config = config
+        self.daemon_id = daemon_id
+        self.run_id = time.strftime("%Y%m%d-%H%M%S") + f"-{os.getpid()}"
         self.supervisor = Supervisor(config.instruments, config.restart)
         self.streams = StreamHub()
         self._loops = acquisition.plan(self.supervisor, config.instruments, self.streams)
@@ -33,18 +53,102 @@ class Daemon:
             supervisor_resolver(self.supervisor),
             on_results=self._publish_results,
         )
+        self.rings: RingSet | None = None
+        self.persister: Persister | None = None
 
     def _publish_results(self, _run: Run, batch: pa.RecordBatch) -> None:
         self._results.publish(batch)
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Run until cancelled; ``started`` once every instrument made its first attempt."""
-        async with trio.open_nursery() as nursery:
-            await nursery.start(self.supervisor.run)
-            await nursery.start(self.scripts.run)
-            for loop in self._loops:
-                nursery.start_soon(loop)
-            for handle in self.supervisor.handles():
-                why = f" ({handle.reason})" if handle.reason else ""
-                log.info("%s [%s]: %s%s", handle.name, handle.driver, handle.state.value, why)
-            task_status.started()
+        with self._data_services():
+            async with trio.open_nursery() as nursery:
+                await nursery.start(self.supervisor.run)
+                await nursery.start(self.scripts.run)
+                await self._open_rings()
+                assert self.rings is not None
+                nursery.start_soon(self.rings.keep_alive)
+                for loop in self._loops:
+                    nursery.start_soon(loop)
+                for handle in self.supervisor.handles():
+                    why = f" ({handle.reason})" if handle.reason else ""
+                    log.info("%s [%s]: %s%s", handle.name, handle.driver, handle.state.value, why)
+                task_status.started()
+
+    @contextlib.contextmanager
+    def _data_services(self) -> Iterator[None]:
+        """Rings (and the persister, if a data directory is configured) for this run.
+
+        Closed in reverse order: the persister finishes its files from the rings before the
+        rings are removed.
+        """
+        config = self.config
+        self.rings = RingSet(
+            self.daemon_id, retention_s=config.retention_s, max_bytes=config.ring_memory_bytes
+        )
+        try:
+            if config.data_dir is not None:
+                self.persister = Persister(config.data_dir, self.run_id)
+                log.info("persisting streams to %s", config.data_dir / self.run_id)
+            try:
+                yield
+            finally:
+                if self.persister is not None:
+                    self.persister.close()
+        finally:
+            self.rings.close()
+
+    async def _open_rings(self) -> None:
+        assert self.rings is not None
+        for name in self.streams.names():
+            stream = self.streams.stream(name)
+            batch_bytes, rate = await self._ring_shape(stream)
+            ring = self.rings.open_stream(
+                name,
+                stream.schema,
+                stream.kind,
+                expected_batch_bytes=batch_bytes,
+                batches_per_second=rate,
+            )
+            if self.persister is not None:
+                self.persister.follow(ring)
+            stream.add_sink(_RingSink(ring))
+
+    async def _ring_shape(self, stream: Stream) -> tuple[int, float]:
+        """(largest batch in bytes, batches per second) the ring of ``stream`` must hold."""
+        if stream.kind == "results":
+            return RESULTS_BATCH_BYTES, 1.0
+        instrument = stream.name.rsplit("/", 1)[0]
+        spec = next(s for s in self.config.instruments if s.name == instrument.split("/")[0])
+        if stream.kind == "readings":
+            # A flush holds poll_hz × interval rows; twice that covers a late flush.
+            rows = min(
+                acquisition.MAX_ROWS, math.ceil(2 * spec.poll_hz * acquisition.FLUSH_INTERVAL_S) + 1
+            )
+            return (
+                BATCH_OVERHEAD_BYTES + READING_ROW_BYTES * rows,
+                1.0 / acquisition.FLUSH_INTERVAL_S,
+            )
+        height, width, itemsize = FULL_FRAME_FALLBACK
+        with contextlib.suppress(LabdError, Exception):
+            handle = self.supervisor.get(instrument)
+            if "RoiSelectable" in handle.capabilities:
+                width, height = await handle.call("sensor_size")
+        return height * width * itemsize + BATCH_OVERHEAD_BYTES, max(spec.frame_fps, 1.0)
+
+
+class _RingSink:
+    """Feeds a ring from a stream; a batch the ring cannot take is reported, never raised
+    into the producer (an acquisition loop must not die because its ring is too small)."""
+
+    def __init__(self, ring: RingWriter) -> None:
+        self.ring = ring
+        self._warned = False
+
+    def __call__(self, seq: int, batch: pa.RecordBatch) -> None:
+        try:
+            self.ring.append(seq, batch)
+        except (BatchTooLarge, ValueError) as e:
+            if not self._warned:
+                log.error("stream %s: batch %d not kept in its ring: %s", self.ring.stream, seq, e)
+                self._warned = True

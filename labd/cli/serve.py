@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import hashlib
+import os
 import signal
 import sys
 from typing import Any
@@ -33,8 +35,20 @@ def serve(args: argparse.Namespace) -> int:
     except ConfigError as e:
         print(f"labd: {e}", file=sys.stderr)
         return 2
-    aio.run(run_until_signal, Daemon(config), rpc_options(args), handle_signals=False)
+    rpc = rpc_options(args)
+    daemon = Daemon(config, daemon_id=daemon_id_for(rpc["socket_path"]))
+    aio.run(run_until_signal, daemon, rpc, handle_signals=False)
     return 0
+
+
+def daemon_id_for(socket_path: str | None) -> str:
+    """The id naming this daemon's rings in /dev/shm: "default" for the default socket, so
+    ``labd.rings.attach(stream)`` just works; a stable id derived from any other socket, so
+    several daemons on one machine never collide."""
+    if socket_path is None:
+        return "default"
+    digest = hashlib.sha1(os.path.abspath(socket_path).encode()).hexdigest()[:10]
+    return f"sock-{digest}"
 
 
 async def run_until_signal(daemon: Daemon, rpc: dict[str, Any]) -> None:
