@@ -170,11 +170,22 @@ struct Capabilities {
 
 # ---------------------------------------------------------------- live data
 
+# Where a pushed batch lies in shared memory instead of in the message (see subscribe's
+# `sharedMemory`): `length` bytes at `offset` of the file `path`, valid until push returns.
+struct SharedSlot {
+  path @0 :Text;
+  offset @1 :UInt64;
+  length @2 :UInt64;             # 0: not used; the batch is in the message
+}
+
 # Implemented by the client. The daemon calls push with the newest batch of a stream,
 # at most `window` calls in flight and at most `maxRate` per second; a push that is
 # skipped (the subscriber was slower than the stream) shows as a gap in `seq`.
 interface BatchSink {
-  push @0 (seq :UInt64, batch :Data);   # batch: one Arrow IPC stream, labd.records layout
+  push @0 (seq :UInt64, batch :Data, shared :SharedSlot);
+  # batch: one Arrow IPC stream, labd.records layout; empty when `shared` holds it.
+  # A client that cannot map `shared.path` fails the push with "labd:lane-unavailable: ..."
+  # and gets the following batches in the message.
 }
 
 interface StateWatcher {
@@ -222,8 +233,9 @@ interface Instrument {
   capabilities @1 () -> (capabilities :Capabilities);
   restrict @2 (restriction :Restriction) -> (instrument :Instrument);
   share @3 (restriction :Restriction) -> (token :Text, revoker :Revoker);
-  subscribe @4 (stream :Text, sink :BatchSink, maxRate :Float64, window :UInt32)
-      -> (subscription :Subscription);   # stream: "position" or "stage/position"
+  subscribe @4 (stream :Text, sink :BatchSink, maxRate :Float64, window :UInt32,
+                sharedMemory :Bool) -> (subscription :Subscription);
+      # stream: "position" or "stage/position"; sharedMemory: see Lab.subscribe
 }
 
 interface Lab {
@@ -231,8 +243,11 @@ interface Lab {
   instrument @1 (name :Text) -> (instrument :Instrument);
   watchStates @2 (watcher :StateWatcher) -> (subscription :Subscription);
   streams @3 () -> (streams :List(StreamInfo));
-  subscribe @4 (stream :Text, sink :BatchSink, maxRate :Float64, window :UInt32)
-      -> (subscription :Subscription);
+  subscribe @4 (stream :Text, sink :BatchSink, maxRate :Float64, window :UInt32,
+                sharedMemory :Bool) -> (subscription :Subscription);
+      # sharedMemory: the client runs on the daemon's machine as the daemon's user and
+      # can map /dev/shm files; honoured on the unix socket only. Big batches then come
+      # as a SharedSlot (one copy each side instead of six).
   shares @5 () -> (shares :List(ShareInfo));
   revoke @6 (token :Text);
   scripts @7 () -> (engine :ScriptEngine);   # only the full Lab: a script reaches any instrument

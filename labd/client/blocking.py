@@ -246,8 +246,21 @@ class BlockingInstrument(_Handle):
         token, revoker_key = portal.run(share)
         return token, BlockingRevoker(portal, revoker_key)
 
-    def subscribe(self, stream: str, *, max_rate: float = 0.0, window: int = 2) -> BlockingMessages:
-        return _open_feed(self, lambda i: i.subscribe(stream, max_rate=max_rate, window=window))
+    def subscribe(
+        self,
+        stream: str,
+        *,
+        max_rate: float = 0.0,
+        window: int = 2,
+        shared_memory: bool | None = None,
+    ) -> BlockingMessages:
+        """See :meth:`labd.client.Lab.subscribe`."""
+        return _open_feed(
+            self,
+            lambda i: i.subscribe(
+                stream, max_rate=max_rate, window=window, shared_memory=shared_memory
+            ),
+        )
 
 
 class BlockingLab(_Handle):
@@ -267,8 +280,21 @@ class BlockingLab(_Handle):
         streams: list[StreamInfo] = self._call("streams")
         return streams
 
-    def subscribe(self, stream: str, *, max_rate: float = 0.0, window: int = 2) -> BlockingMessages:
-        return _open_feed(self, lambda lab: lab.subscribe(stream, max_rate=max_rate, window=window))
+    def subscribe(
+        self,
+        stream: str,
+        *,
+        max_rate: float = 0.0,
+        window: int = 2,
+        shared_memory: bool | None = None,
+    ) -> BlockingMessages:
+        """See :meth:`labd.client.Lab.subscribe`."""
+        return _open_feed(
+            self,
+            lambda lab: lab.subscribe(
+                stream, max_rate=max_rate, window=window, shared_memory=shared_memory
+            ),
+        )
 
     def watch_states(self) -> BlockingSubscription:
         """Iterate to receive :class:`StateChange` items."""

@@ -24,7 +24,9 @@ from labd.client.remote import REMOTES
 from labd.errors import CapabilityMissing
 from labd.rpc import schema
 from labd.rpc.address import default_socket_path, parse_address, read_token, token_path_for
+from labd.rpc.lanes import LANE_UNAVAILABLE, LaneReader
 from labd.rpc.policy import RANGED_QUANTITIES
+from labd.rpc.wire import WireError
 
 if TYPE_CHECKING:
     from labd.client.scripts import Scripts
@@ -110,10 +112,16 @@ class _Sink(_s.BatchSink.Server):  # type: ignore[misc]
     def __init__(self, nursery: trio.Nursery, send: trio.MemorySendChannel[Any]) -> None:
         self._nursery = nursery
         self._send = send
+        self.lanes = LaneReader()
 
-    async def push(self, seq: int, batch: bytes, **_: Any) -> None:
-        # ``batch`` is pycapnp's copy of the Data field: the message it came in is freed
-        # when this returns, the copy lives as long as the consumer keeps the batch.
+    async def push(self, seq: int, batch: bytes, shared: Any, **_: Any) -> None:
+        # Either way ``batch`` ends up a copy owned by the consumer: the message (or the
+        # shared-memory slot) it came in is reused once this returns.
+        if shared.length:
+            try:
+                batch = self.lanes.read(shared.path, shared.offset, shared.length)
+            except OSError as exc:
+                raise WireError(LANE_UNAVAILABLE, f"cannot map {shared.path}: {exc}") from None
         await to_trio(self._nursery, _deliver, self._send, (seq, batch))
 
 
@@ -143,13 +151,15 @@ class _Feed:
         self._open_remote = open_remote
         self._server = server
         self._subscription: Any = None
+        self._endpoint: Any = None
+        """The client-side server the daemon calls (a ``_Sink`` or ``_Watcher``)."""
         # No buffer: a push returns only when the consumer takes it, so a slow consumer
         # holds at most ``window`` batches older than the newest (latest-wins end to end).
         self._send, self._receive = trio.open_memory_channel[Any](0)
         self._unregister: Callable[[], None] | None = None
 
     async def __aenter__(self) -> _Feed:
-        server = self._server(self._link.nursery, self._send)
+        server = self._endpoint = self._server(self._link.nursery, self._send)
         result = await self._link.call(lambda: self._open_remote(server))
         self._subscription = result.subscription
         self._unregister = self._link.on_lost(self._send.close)
@@ -187,6 +197,11 @@ class Subscription(_Feed):
     async def __aenter__(self) -> Subscription:
         await super().__aenter__()
         return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await super().__aexit__(*exc)
+        if self._endpoint is not None:
+            self._endpoint.lanes.close()
 
     def __aiter__(self) -> Subscription:
         return self
@@ -266,10 +281,23 @@ class Instrument:
         result = await self._link.call(lambda: self._cap.share(wire_restriction))
         return str(result.token), Revoker(self._link, result.revoker)
 
-    def subscribe(self, stream: str, *, max_rate: float = 0.0, window: int = 2) -> Subscription:
-        """One of this instrument's streams (``"position"`` or ``"stage/position"``)."""
+    def subscribe(
+        self,
+        stream: str,
+        *,
+        max_rate: float = 0.0,
+        window: int = 2,
+        shared_memory: bool | None = None,
+    ) -> Subscription:
+        """One of this instrument's streams (``"position"`` or ``"stage/position"``).
+
+        See :meth:`Lab.subscribe` for the options.
+        """
+        local = self._link.local if shared_memory is None else shared_memory
         return Subscription(
-            self._link, lambda sink: self._cap.subscribe(stream, sink, max_rate, window), _Sink
+            self._link,
+            lambda sink: self._cap.subscribe(stream, sink, max_rate, window, local),
+            _Sink,
         )
 
     async def _wire_capabilities(self) -> Any:
@@ -304,10 +332,25 @@ class Lab:
         result = await self._link.call(self._cap.streams)
         return [StreamInfo(s.name, s.kind, s.lastSeq) for s in result.streams]
 
-    def subscribe(self, stream: str, *, max_rate: float = 0.0, window: int = 2) -> Subscription:
-        """Push the newest batches of ``stream``, at most ``max_rate`` per second (0: all)."""
+    def subscribe(
+        self,
+        stream: str,
+        *,
+        max_rate: float = 0.0,
+        window: int = 2,
+        shared_memory: bool | None = None,
+    ) -> Subscription:
+        """Push the newest batches of ``stream``, at most ``max_rate`` per second (0: all).
+
+        ``window``: pushes in flight (more hides latency, costs that many batches of
+        memory). ``shared_memory``: take big batches (frames) through shared memory, one
+        copy instead of six (:mod:`labd.rpc.lanes`); default: when connected by unix socket.
+        """
+        local = self._link.local if shared_memory is None else shared_memory
         return Subscription(
-            self._link, lambda sink: self._cap.subscribe(stream, sink, max_rate, window), _Sink
+            self._link,
+            lambda sink: self._cap.subscribe(stream, sink, max_rate, window, local),
+            _Sink,
         )
 
     def watch_states(self) -> StateWatch:

@@ -29,6 +29,11 @@ class Link:
         self.lost: ConnectionLost | None = None
         self._on_lost: list[Callable[[], None]] = []
 
+    @property
+    def local(self) -> bool:
+        """On the daemon's own machine (a unix socket): shared memory can be used."""
+        return self.address.kind == "unix"
+
     async def call(self, send: Callable[[], Any]) -> Any:
         """Send a request (``send()`` makes it) and await its result, errors translated."""
         if self.lost is not None:

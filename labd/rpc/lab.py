@@ -56,6 +56,8 @@ class Session:
 
     services: Services
     nursery: trio.Nursery
+    local: bool = False
+    """Came in on the unix socket: same machine, same user (shared-memory lanes allowed)."""
 
 
 ROOT = Policy()
@@ -126,9 +128,12 @@ class LabServer(_s.Lab.Server):  # type: ignore[misc]
         sink: Any,
         maxRate: float,
         window: int,
+        sharedMemory: bool,
         **_: Any,
     ) -> Any:
-        return start_subscription(self._session, stream, sink, maxRate, window, ROOT)
+        return start_subscription(
+            self._session, stream, sink, maxRate, window, ROOT, shared_memory=sharedMemory
+        )
 
     @wire_errors
     async def shares(self, _context: Any, **_: Any) -> None:
@@ -196,6 +201,7 @@ class InstrumentServer(_s.Instrument.Server):  # type: ignore[misc]
         sink: Any,
         maxRate: float,
         window: int,
+        sharedMemory: bool,
         **_: Any,
     ) -> Any:
         self._policy.check_alive()
@@ -203,7 +209,9 @@ class InstrumentServer(_s.Instrument.Server):  # type: ignore[misc]
         name = stream if "/" in stream else prefix + stream
         if not name.startswith(prefix):
             raise PermissionDenied(f"{name} is not a stream of {self._handle.name}")
-        return start_subscription(self._session, name, sink, maxRate, window, self._policy)
+        return start_subscription(
+            self._session, name, sink, maxRate, window, self._policy, shared_memory=sharedMemory
+        )
 
 
 class RevokerServer(_s.Revoker.Server):  # type: ignore[misc]
@@ -217,7 +225,14 @@ class RevokerServer(_s.Revoker.Server):  # type: ignore[misc]
 
 
 def start_subscription(
-    session: Session, name: str, sink: Any, max_rate: float, window: int, policy: Policy
+    session: Session,
+    name: str,
+    sink: Any,
+    max_rate: float,
+    window: int,
+    policy: Policy,
+    *,
+    shared_memory: bool = False,
 ) -> SubscriptionServer:
     stream = session.services.streams.stream(name)
     subscription = SubscriptionServer()
@@ -230,6 +245,7 @@ def start_subscription(
             window=window,
             policy=policy,
             cache=session.services.ipc_cache,
+            shared_memory=shared_memory and session.local,
         )
     )
     return subscription

@@ -93,7 +93,7 @@ async def serve_rpc(
             listener = sockets.bind_private(path)
             servers.append(listener)
             nursery.start_soon(
-                sockets.serve, listener, partial(serve_connection, services), nursery
+                sockets.serve, listener, partial(serve_connection, services, local=True), nursery
             )
             endpoints = Endpoints(path, token_path)
             ssl_context = tls.server_context() if tls is not None else None
@@ -129,10 +129,13 @@ async def serve_rpc(
             token_path.unlink()
 
 
-async def serve_connection(services: Services, stream: Any) -> None:
-    """Run one client connection until it ends; then cancel everything it started."""
+async def serve_connection(services: Services, stream: Any, *, local: bool = False) -> None:
+    """Run one client connection until it ends; then cancel everything it started.
+
+    ``local``: it came in on the unix socket (see :attr:`Session.local`).
+    """
     async with trio.open_nursery() as nursery:
-        session = Session(services, nursery)
+        session = Session(services, nursery, local)
         server = capnp.TwoPartyServer(
             stream,
             bootstrap=BootstrapServer(session),

@@ -20,8 +20,9 @@ import trio
 
 from capabilities import PermissionDenied
 from labd.aio import aio
-from labd.rpc import schema
+from labd.rpc import schema, wire
 from labd.rpc.ipc import ipc_buffer
+from labd.rpc.lanes import LANE_UNAVAILABLE, Lane, wants_lane
 from labd.rpc.policy import Policy
 from labd.streams import Stream
 from labd.supervisor import StateChange, Supervisor
@@ -72,44 +73,77 @@ async def push_stream(
     window: int,
     policy: Policy,
     cache: IpcCache,
+    shared_memory: bool = False,
 ) -> None:
-    """Push the newest batches of ``stream`` to ``sink`` until cancelled or the sink fails."""
+    """Push the newest batches of ``stream`` to ``sink`` until cancelled or the sink fails.
+
+    ``shared_memory``: big batches go through a :class:`~labd.rpc.lanes.Lane` (the client
+    is local and asked for it); if the client cannot map it, they go inline from then on.
+    """
     window = max(1, min(window or DEFAULT_WINDOW, MAX_WINDOW))
     period = 1.0 / max_rate if max_rate > 0 and math.isfinite(max_rate) else 0.0
     slots = trio.Semaphore(window)
-    with subscription.scope:
-        async with trio.open_nursery() as nursery:
+    lane: Lane | None = None
+    try:
+        with subscription.scope:
+            async with trio.open_nursery() as nursery:
 
-            async def send(seq: int, data: pa.Buffer) -> None:
-                try:
+                async def send(seq: int, batch: pa.RecordBatch) -> None:
+                    nonlocal lane, shared_memory
                     request = sink.push_request()
                     request.seq = seq
-                    request.batch = memoryview(data)  # one memcpy into the message
-                    await aio(request.send())
-                    subscription.sent += 1
-                except Exception as exc:  # the subscriber went away or failed: end it
-                    log.debug("subscriber of %s gone: %s", stream.name, exc)
-                    subscription.scope.cancel()
-                finally:
-                    slots.release()
+                    used: tuple[Lane, int] | None = None
+                    try:
+                        if shared_memory:
+                            fits, size = wants_lane(batch, lane)
+                            if fits:
+                                lane = lane or Lane.for_batch(window, size)
+                                used = (lane, lane.take())
+                                offset, length = lane.write(used[1], batch)
+                                shared = request.init("shared")
+                                shared.path = str(lane.path)
+                                shared.offset, shared.length = offset, length
+                        if used is None:  # one memcpy into the message
+                            request.batch = memoryview(cache.get(stream, seq, batch))
+                        await aio(request.send())
+                        subscription.sent += 1
+                    except Exception as exc:
+                        if used is not None and _lane_refused(exc):
+                            log.info("subscriber of %s cannot map %s: %s", stream.name, lane, exc)
+                            shared_memory = False
+                            return
+                        log.debug("subscriber of %s gone: %s", stream.name, exc)
+                        subscription.scope.cancel()  # it went away or failed: end it
+                    finally:
+                        if used is not None:
+                            used[0].give_back(used[1])
+                        slots.release()
 
-            seq = 0
-            next_at = trio.current_time()
-            while True:
-                await slots.acquire()
-                newest, batch = await stream.wait_newer(seq)
-                try:
-                    policy.check_alive()
-                except PermissionDenied:  # revoked or expired: the stream stops too
-                    subscription.scope.cancel()
-                    return
-                if seq:
-                    subscription.skipped += newest - seq - 1
-                seq = newest
-                nursery.start_soon(send, seq, cache.get(stream, seq, batch))
-                if period:
-                    next_at = max(next_at + period, trio.current_time())
-                    await trio.sleep_until(next_at)
+                seq = 0
+                next_at = trio.current_time()
+                while True:
+                    await slots.acquire()
+                    newest, batch = await stream.wait_newer(seq)
+                    try:
+                        policy.check_alive()
+                    except PermissionDenied:  # revoked or expired: the stream stops too
+                        subscription.scope.cancel()
+                        return
+                    if seq:
+                        subscription.skipped += newest - seq - 1
+                    seq = newest
+                    nursery.start_soon(send, seq, batch)
+                    if period:
+                        next_at = max(next_at + period, trio.current_time())
+                        await trio.sleep_until(next_at)
+    finally:
+        if lane is not None:
+            lane.close()
+
+
+def _lane_refused(exc: Exception) -> bool:
+    parsed = wire.parse_error(str(exc))
+    return parsed is not None and parsed[0] == LANE_UNAVAILABLE
 
 
 async def push_states(

@@ -8,17 +8,22 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+import trio
 
-from labd.client import BlockingLab, connect_blocking
+from labd import aio
+from labd.client import BlockingLab, connect, connect_blocking
+from labd.client.lab import Subscription
+from labd.rpc.lanes import LaneReader
 from tests.labd.rpc.conftest import REPO, LabdProcess, start_labd
 
 FAST_CAMERA_TOML = """
 [instruments.camera]
 driver = "sim.camera"
-sensor_width = 128
-sensor_height = 128
+sensor_width = 384      # 288 KiB frames: big enough for a shared-memory lane
+sensor_height = 384
 exposure = 0.001
 frame_fps = 40
 """
@@ -63,7 +68,10 @@ def test_rate_limited_subscription_delivers_at_most_the_rate(camera_daemon: Labd
 
 SLOW_SUBSCRIBER = """
 import sys, time
-from labd.client import BlockingLab, connect_blocking
+from labd import aio
+from labd.client import BlockingLab, connect, connect_blocking
+from labd.client.lab import Subscription
+from labd.rpc.lanes import LaneReader
 lab = connect_blocking(sys.argv[1])
 for message in lab.subscribe("camera/frames", window=1):
     print(message.seq, flush=True)
@@ -108,3 +116,69 @@ def _lines_until_exit(proc: subprocess.Popen[str]) -> list[str]:
     proc.kill()
     assert proc.stdout is not None
     return [line for line in proc.stdout.read().splitlines() if line.strip()]
+
+
+def lane_mappings(daemon: LabdProcess) -> list[str]:
+    maps = Path(f"/proc/{daemon.proc.pid}/maps").read_text().splitlines()
+    return [line for line in maps if "labd-lane-" in line]
+
+
+def test_local_subscriber_gets_the_same_frames_through_shared_memory(
+    camera_daemon: LabdProcess,
+) -> None:
+    async def main() -> tuple[dict[int, bytes], dict[int, bytes], int]:
+        async with (
+            connect(camera_daemon.address) as lab,
+            lab.subscribe("camera/frames", shared_memory=True, window=2) as lane,
+            lab.subscribe("camera/frames", shared_memory=False, window=2) as inline,
+        ):
+            got: dict[str, dict[int, bytes]] = {"lane": {}, "inline": {}}
+
+            async def take(name: str, sub: Subscription) -> None:
+                async for message in sub:
+                    got[name][message.seq] = message.frame().data.tobytes()
+                    if len(got[name]) == 15:
+                        return
+
+            with trio.fail_after(10):
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(take, "lane", lane)
+                    nursery.start_soon(take, "inline", inline)
+            mapped = len(lane_mappings(camera_daemon))
+        return got["lane"], got["inline"], mapped
+
+    lane, inline, mapped_during = aio.run(main)
+    assert mapped_during == 1, "the lane subscription maps one shared-memory file"
+    common = set(lane) & set(inline)
+    assert common, (sorted(lane), sorted(inline))
+    assert all(lane[seq] == inline[seq] for seq in common)
+    deadline = time.monotonic() + 5
+    while lane_mappings(camera_daemon) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not lane_mappings(camera_daemon), "the lane is unmapped when the subscription ends"
+    assert not list(Path("/dev/shm").glob(f"labd-lane-{camera_daemon.proc.pid}-*"))
+
+
+def test_client_that_cannot_map_the_lane_gets_frames_inline(
+    camera_daemon: LabdProcess, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def cannot_map(self: LaneReader, path: str, offset: int, length: int) -> bytes:
+        raise PermissionError(f"{path}: on another machine")
+
+    monkeypatch.setattr(LaneReader, "read", cannot_map)
+
+    async def main() -> list[int]:
+        async with (
+            connect(camera_daemon.address) as lab,
+            lab.subscribe("camera/frames", shared_memory=True) as frames,
+        ):
+            shapes = []
+            with trio.fail_after(10):
+                async for message in frames:
+                    shapes.append(message.frame().data.shape[0])
+                    if len(shapes) == 5:
+                        return shapes
+        raise AssertionError("the subscription ended")
+
+    assert aio.run(main) == [384] * 5
+    assert "cannot map" in camera_daemon.log.read_text()

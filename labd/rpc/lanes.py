@@ -1,0 +1,118 @@
+"""Shared-memory lanes: big batches reach a local subscriber without crossing the socket.
+
+Through pycapnp an 8 MiB frame is copied four times in the daemon before the kernel copies
+it into the socket (IPC serialisation, into the message, pycapnp's copy of every outgoing
+segment into ``bytes``, the kernel) and twice in the client: the daemon's CPU caps pushed
+frames at ~0.3× a raw socket (bench/README.md, "RPC"). A subscriber on the daemon's unix
+socket is on the same machine and runs as the same user (the socket is 0600), so the push
+can carry a *place* instead: the daemon writes the batch's IPC stream once into a slot of
+a file in ``/dev/shm`` that only this subscription uses, the push names slot and length,
+and the client copies it out of the mapping before it acknowledges the push. One copy on
+each side, like a raw socket.
+
+A slot is written again only after its push was acknowledged, i.e. after the client's
+copy: the window of in-flight pushes is the number of slots. The file is created 0600
+with a random name; the client unlinks it as soon as it has mapped it (so nothing is left
+behind even if both processes are killed later) and the daemon unlinks it when the
+subscription ends. Batches that do not fit a slot, and clients that cannot map the file
+(say a unix socket forwarded from another machine), fall back to the bytes in the message.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+from collections import deque
+from pathlib import Path
+
+import pyarrow as pa
+
+from labd.rpc.ipc import ipc_size
+
+LANE_DIR = Path("/dev/shm")
+MIN_LANE_BATCH_BYTES = 256 * 1024
+"""Smaller batches (readings) go inline: for them the message copies cost microseconds."""
+SLOT_HEADROOM = 1.25
+"""Slots are sized for the first big batch plus this margin (an ROI may grow a little)."""
+SLOT_ALIGN = 2**20
+LANE_UNAVAILABLE = "lane-unavailable"
+"""The error code a client answers a push with when it cannot map the lane."""
+
+
+class Lane:
+    """The daemon's end: ``slots`` slots in one private shared-memory file."""
+
+    def __init__(self, slots: int, slot_size: int) -> None:
+        self.slot_size = slot_size
+        self.path = LANE_DIR / f"labd-lane-{os.getpid()}-{secrets.token_hex(8)}"
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            os.ftruncate(fd, slots * slot_size)
+        finally:
+            os.close(fd)
+        self._file = pa.memory_map(str(self.path), "r+")
+        self._free = deque(range(slots))
+
+    @classmethod
+    def for_batch(cls, slots: int, batch_bytes: int) -> Lane:
+        size = -(-int(batch_bytes * SLOT_HEADROOM) // SLOT_ALIGN) * SLOT_ALIGN
+        return cls(slots, size)
+
+    def take(self) -> int:
+        """A free slot. There is one per push the window lets be in flight."""
+        return self._free.popleft()
+
+    def give_back(self, slot: int) -> None:
+        self._free.append(slot)
+
+    def write(self, slot: int, batch: pa.RecordBatch) -> tuple[int, int]:
+        """Write ``batch`` as one IPC stream into ``slot``; returns (offset, length)."""
+        offset = slot * self.slot_size
+        self._file.seek(offset)
+        with pa.ipc.new_stream(self._file, batch.schema) as writer:
+            writer.write_batch(batch)
+        return offset, self._file.tell() - offset
+
+    def close(self) -> None:
+        self._file.close()
+        with contextlib.suppress(FileNotFoundError):
+            self.path.unlink()
+
+
+def wants_lane(batch: pa.RecordBatch, lane: Lane | None) -> tuple[bool, int]:
+    """(whether ``batch`` should travel in a lane, its IPC size)."""
+    size = ipc_size(batch)
+    if size < MIN_LANE_BATCH_BYTES:
+        return False, size
+    return lane is None or size <= lane.slot_size, size
+
+
+class LaneReader:
+    """The client's end: the lanes a subscription was told about, mapped read-only."""
+
+    def __init__(self) -> None:
+        self._maps: dict[str, pa.MemoryMappedFile] = {}
+
+    def read(self, path: str, offset: int, length: int) -> bytes:
+        """A copy of ``length`` bytes at ``offset`` of the lane at ``path``.
+
+        Raises OSError if the lane cannot be mapped (another machine, another user).
+        """
+        mapped = self._maps.get(path)
+        if mapped is None:
+            if not path.startswith(str(LANE_DIR) + "/labd-lane-"):
+                raise PermissionError(f"{path} is not a labd lane; refusing to map it")
+            mapped = pa.memory_map(path, "r")
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)  # mapped now: the file needs no name any more
+            self._maps[path] = mapped
+        mapped.seek(offset)
+        view: pa.Buffer = mapped.read_buffer(length)
+        data: bytes = view.to_pybytes()  # a copy: the daemon reuses the slot once we return
+        return data
+
+    def close(self) -> None:
+        for mapped in self._maps.values():
+            mapped.close()
+        self._maps.clear()
