@@ -251,6 +251,11 @@ interface Lab {
   shares @5 () -> (shares :List(ShareInfo));
   revoke @6 (token :Text);
   scripts @7 () -> (engine :ScriptEngine);   # only the full Lab: a script reaches any instrument
+  replay @8 (stream :Text, start :Float64, end :Float64) -> (cursor :ReplayCursor, schema :Data);
+      # every batch of `stream` whose timestamps overlap [start, end] (seconds since the
+      # epoch), from the ring and the persisted files, each once and in order; `schema`:
+      # the stream's Arrow schema (IPC), so an empty range still says what it would hold
+  dataInfo @9 () -> (info :DataInfo);   # where the rings and files are, persistence health
 }
 
 interface Bootstrap {
@@ -336,4 +341,45 @@ interface ScriptEngine {
   run @2 (request :RunRequest) -> (run :ScriptRun);
   runs @3 () -> (runs :List(RunInfo));                          # running and recently finished
   getRun @4 (id :UInt64) -> (run :ScriptRun);
+}
+
+# ---------------------------------------------------------------- recorded data (time travel)
+
+# A replay, pulled chunk by chunk: `next` returns whole batches in order, together at most
+# `maxBytes` (but at least one, however big), so no message grows beyond what the client
+# asked for; `done` comes with the last chunk. Dropping the cursor ends the replay.
+interface ReplayCursor {
+  next @0 (maxBytes :UInt64) -> (chunk :Data, done :Bool);
+  # chunk: one Arrow IPC stream of the stream's schema; every batch carries its number
+  # as custom metadata "labd.seq". Empty when there is nothing (more).
+}
+
+struct RingInfo {
+  stream @0 :Text;
+  kind @1 :Text;
+  path @2 :Text;                 # the /dev/shm file; labd.rings.attach(stream, daemon=...) maps it
+  capacity @3 :UInt64;           # batches the ring holds
+  writeSeq @4 :UInt64;           # newest batch in it
+  retention @5 :Float64;         # seconds it was sized for
+}
+
+struct PersistInfo {
+  stream @0 :Text;
+  directory @1 :Text;
+  file @2 :Text;                 # being written now; empty: none open
+  batches @3 :UInt64;
+  bytes @4 :UInt64;
+  lost @5 :UInt64;               # in the ring but never persisted (disk error, overwritten first)
+  lastSeq @6 :UInt64;
+  error @7 :Text;                # the current disk problem; empty while writing works
+}
+
+struct DataInfo {
+  host @0 :Text;                 # the daemon's host name: its rings are readable only there
+  ringRoot @1 :Text;
+  daemonId @2 :Text;
+  rings @3 :List(RingInfo);
+  dataDir @4 :Text;              # empty: nothing is persisted
+  runId @5 :Text;
+  persisted @6 :List(PersistInfo);
 }
