@@ -251,9 +251,9 @@ interface Lab {
   shares @5 () -> (shares :List(ShareInfo));
   revoke @6 (token :Text);
   scripts @7 () -> (engine :ScriptEngine);   # only the full Lab: a script reaches any instrument
-  replay @8 (stream :Text, start :Float64, end :Float64) -> (cursor :ReplayCursor, schema :Data);
+  replay @8 (stream :Text, start :Float64, end :Float64) -> (cursor :ReplayCursor, arrowSchema :Data);
       # every batch of `stream` whose timestamps overlap [start, end] (seconds since the
-      # epoch), from the ring and the persisted files, each once and in order; `schema`:
+      # epoch), from the ring and the persisted files, each once and in order; `arrowSchema`:
       # the stream's Arrow schema (IPC), so an empty range still says what it would hold
   dataInfo @9 () -> (info :DataInfo);   # where the rings and files are, persistence health
 }
