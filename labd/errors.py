@@ -53,6 +53,13 @@ class CallTimeout(LabdError):
     code = "timeout"
 
 
+class UnknownStream(LabdError, LookupError):
+    code = "unknown-stream"
+
+    def __str__(self) -> str:  # LookupError would add quotes around the message
+        return str(self.args[0]) if self.args else "unknown stream"
+
+
 class ConfigError(LabdError):
     """A lab config is wrong. The message names the file, the key (and line) and a fix."""
 
@@ -92,5 +99,6 @@ ERROR_CLASSES: dict[str, type[Exception]] = {
         InstrumentBusy,
         CallTimeout,
         ConfigError,
+        UnknownStream,
     )
 } | {code: cls for cls, code in _CAPABILITY_CODES}  # type: ignore[misc]

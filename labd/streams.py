@@ -14,16 +14,9 @@ from collections.abc import Callable
 import pyarrow as pa
 import trio
 
-from labd.errors import LabdError
+from labd.errors import UnknownStream
 
 Sink = Callable[[int, pa.RecordBatch], None]
-
-
-class UnknownStream(LabdError, LookupError):
-    code = "unknown-stream"
-
-    def __str__(self) -> str:
-        return str(self.args[0]) if self.args else "unknown stream"
 
 
 class Stream:

@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
 
+import pyarrow as pa
 import trio
 
 from labd import aio
@@ -34,6 +35,7 @@ from labd.client.lab import (
 )
 
 if TYPE_CHECKING:
+    from labd.client.replay import DataInfo
     from labd.client.scripts import BlockingScripts
 
 T = TypeVar("T")
@@ -312,6 +314,16 @@ class BlockingLab(_Handle):
         from labd.client.scripts import BlockingScripts  # it builds on this module
 
         return BlockingScripts(self._portal, self._derive_async(lambda lab: lab.scripts()))
+
+    def replay(self, stream: str, start: float, end: float) -> pa.Table:
+        """See :meth:`labd.client.Lab.replay`."""
+        table: pa.Table = self._call("replay", stream, start, end)
+        return table
+
+    def data_info(self) -> DataInfo:
+        """See :meth:`labd.client.Lab.data_info`."""
+        info: DataInfo = self._call("data_info")
+        return info
 
     def close(self) -> None:
         self._portal.close()

@@ -21,6 +21,14 @@ from labd import records
 from labd.aio import aio, to_trio
 from labd.client.link import Link, open_link
 from labd.client.remote import REMOTES
+from labd.client.replay import (
+    CHUNK_BYTES,
+    WINDOW,
+    DataInfo,
+    Replay,
+    data_info_from_wire,
+    replay_table,
+)
 from labd.errors import CapabilityMissing
 from labd.rpc import schema
 from labd.rpc.address import default_socket_path, parse_address, read_token, token_path_for
@@ -372,6 +380,30 @@ class Lab:
 
         result = await self._link.call(self._cap.scripts)
         return Scripts(self._link, result.engine)
+
+    def replay_batches(
+        self,
+        stream: str,
+        start: float,
+        end: float,
+        *,
+        chunk_bytes: int = CHUNK_BYTES,
+        window: int = WINDOW,
+    ) -> Replay:
+        """``(seq, batch)`` of every batch of ``stream`` with timestamps in [start, end]
+        (seconds since the epoch), in order, from the daemon's ring and files
+        (see :mod:`labd.client.replay`)."""
+        return Replay(
+            self._link, self._cap, stream, start, end, chunk_bytes=chunk_bytes, window=window
+        )
+
+    async def replay(self, stream: str, start: float, end: float) -> pa.Table:
+        """The batches of ``stream`` in [start, end] as one table (empty: none there)."""
+        return await replay_table(self.replay_batches(stream, start, end))
+
+    async def data_info(self) -> DataInfo:
+        """Where the daemon keeps recorded data (rings, files) and how persisting goes."""
+        return data_info_from_wire((await self._link.call(self._cap.dataInfo)).info)
 
 
 def info_from_wire(info: Any) -> InstrumentInfo:

@@ -20,6 +20,7 @@ from labd.errors import LabdError
 from labd.rpc import schema
 from labd.rpc.capability_servers import Target, fill_capabilities
 from labd.rpc.policy import Policy, Restriction, ShareRegistry
+from labd.rpc.replay import RecordedData, fill_data_info, open_replay
 from labd.rpc.subscriptions import IpcCache, SubscriptionServer, push_states, push_stream
 from labd.rpc.wire import wire_errors
 from labd.streams import StreamHub
@@ -48,6 +49,8 @@ class Services:
     ipc_cache: IpcCache = field(default_factory=IpcCache)
     scripts: ScriptEngine | None = None
     """The daemon's script engine; None for a server without one (benchmarks)."""
+    data: RecordedData | None = None
+    """The daemon's rings and persister (replay, dataInfo); None for a server without them."""
 
 
 @dataclass
@@ -159,6 +162,14 @@ class LabServer(_s.Lab.Server):  # type: ignore[misc]
         from labd.rpc.scripts import ScriptEngineServer
 
         return ScriptEngineServer(self._session, engine)
+
+    @wire_errors
+    async def replay(self, stream: str, start: float, end: float, **_: Any) -> tuple[Any, bytes]:
+        return open_replay(self._session, self._session.services.data, stream, start, end)
+
+    @wire_errors
+    async def dataInfo(self, _context: Any, **_: Any) -> None:
+        fill_data_info(_context.results.info, self._session.services.data)
 
 
 class InstrumentServer(_s.Instrument.Server):  # type: ignore[misc]

@@ -34,6 +34,7 @@ from labd.rpc.address import (
     write_token,
 )
 from labd.rpc.lab import BootstrapServer, Services, Session
+from labd.rpc.replay import RecordedData
 from labd.streams import StreamHub
 from labd.supervisor import Supervisor
 
@@ -82,6 +83,7 @@ async def serve_rpc(
         lab_token=write_token(token_path),
         token_hint=str(token_path),
         scripts=getattr(daemon, "scripts", None),
+        data=daemon if isinstance(daemon, RecordedData) else None,
     )
     servers: list[Any] = []
     try:
