@@ -18,6 +18,7 @@ COMMAND_MODULES = [
     "labd.cli.client_cmds",
     "labd.cli.gui_cmd",
     "labd.cli.run_cmd",
+    "labd.cli.data_cmds",
 ]
 
 

@@ -14,6 +14,7 @@ live pushes of every other client).
 
 from __future__ import annotations
 
+import asyncio
 import socket
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
@@ -57,19 +58,23 @@ class ReplayCursorServer(_s.ReplayCursor.Server):  # type: ignore[misc]
         self._batches = batches
         self._carry: tuple[int, pa.RecordBatch] | None = None  # did not fit the last chunk
         self._done = False
-        self._lock = trio.Lock()  # pipelined next() calls take their chunks in order
+        # Pipelined next() calls must take their chunks in the order they were sent. They
+        # arrive in order on the asyncio side, whose lock is FIFO; Trio would not do:
+        # it deliberately runs tasks spawned together in random order.
+        self._lock = asyncio.Lock()
 
     @wire_errors
     async def next(self, maxBytes: int, _context: Any, **_: Any) -> None:
-        chunk, done = await to_trio(self._session.nursery, self._next_chunk, maxBytes)
+        async with self._lock:
+            if self._done:
+                chunk, done = b"", True
+            else:
+                chunk, done = await to_trio(self._session.nursery, self._next_chunk, maxBytes)
         _context.results.chunk = chunk
         _context.results.done = done
 
     async def _next_chunk(self, max_bytes: int) -> tuple[bytes, bool]:
-        async with self._lock:
-            if self._done:
-                return b"", True
-            return await trio.to_thread.run_sync(self._fill, max(max_bytes, MIN_CHUNK_BYTES))
+        return await trio.to_thread.run_sync(self._fill, max(max_bytes, MIN_CHUNK_BYTES))
 
     def _fill(self, max_bytes: int) -> tuple[bytes, bool]:
         """Whole batches up to ``max_bytes`` (at least one), as one IPC stream."""
