@@ -48,7 +48,12 @@ class Lane:
         self.path = LANE_DIR / f"labd-lane-{os.getpid()}-{secrets.token_hex(8)}"
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
         try:
-            os.ftruncate(fd, slots * slot_size)
+            # Reserve the pages now: writing into a sparse tmpfs file that finds the
+            # filesystem full would kill the daemon with SIGBUS; this fails with ENOSPC.
+            os.posix_fallocate(fd, 0, slots * slot_size)
+        except BaseException:
+            self.path.unlink()
+            raise
         finally:
             os.close(fd)
         self._file = pa.memory_map(str(self.path), "r+")

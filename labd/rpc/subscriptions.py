@@ -7,6 +7,11 @@ batches (and sees the gap in ``seq``); a dead one makes its pushes fail, which e
 task. Acquisition publishes without ever waiting on a subscriber.
 
 pycapnp has no flow control of its own (DESIGN.md §3), hence the explicit window.
+
+A batch travels once per subscriber, in one of two ways (:class:`Delivery`): as bytes in
+the push message, serialised once for all subscribers (:class:`IpcCache`) and copied once
+into each message; or, for a local subscriber and a big batch, through that
+subscription's shared-memory lane (:mod:`labd.rpc.lanes`), which skips pycapnp's copies.
 """
 
 from __future__ import annotations
@@ -64,6 +69,65 @@ class SubscriptionServer(_s.Subscription.Server):  # type: ignore[misc]
         return self.sent, self.skipped
 
 
+class Delivery:
+    """How one subscription's batches travel: through a shared-memory lane while the client
+    asked for one and can map it, otherwise as bytes in the push message."""
+
+    def __init__(self, stream: Stream, cache: IpcCache, slots: int, shared_memory: bool) -> None:
+        self._stream = stream
+        self._cache = cache
+        self._slots = slots
+        self._shared_memory = shared_memory
+        self._lane: Lane | None = None
+
+    def fill(self, request: Any, seq: int, batch: pa.RecordBatch) -> int | None:
+        """Put ``batch`` into the push ``request``; returns the lane slot it took, if any."""
+        if self._shared_memory:
+            fits, size = wants_lane(batch, self._lane)
+            if fits and self._lane is None:
+                self._lane = self._open_lane(size)
+            if fits and self._lane is not None:
+                slot = self._lane.take()
+                offset, length = self._lane.write(slot, batch)
+                shared = request.init("shared")
+                shared.path, shared.offset, shared.length = str(self._lane.path), offset, length
+                return slot
+        request.batch = memoryview(self._cache.get(self._stream, seq, batch))  # one memcpy
+        return None
+
+    def _open_lane(self, batch_bytes: int) -> Lane | None:
+        try:
+            return Lane.for_batch(self._slots, batch_bytes)
+        except OSError as exc:  # /dev/shm missing or full
+            log.warning("%s: no shared-memory lane (%s); sending inline", self._stream.name, exc)
+            self._shared_memory = False
+            return None
+
+    def done(self, slot: int | None, error: Exception | None) -> bool:
+        """The push that used ``slot`` finished; True if ``error`` only means the client
+        cannot map the lane (then later batches go inline)."""
+        if slot is None:
+            return False
+        assert self._lane is not None
+        self._lane.give_back(slot)
+        if error is None:
+            return False
+        parsed = wire.parse_error(str(error))
+        if parsed is None or parsed[0] != LANE_UNAVAILABLE:
+            return False
+        log.info(
+            "%s: the subscriber cannot map its lane (%s); sending inline",
+            self._stream.name,
+            parsed[1],
+        )
+        self._shared_memory = False
+        return True
+
+    def close(self) -> None:
+        if self._lane is not None:
+            self._lane.close()
+
+
 async def push_stream(
     stream: Stream,
     sink: Any,
@@ -77,52 +141,40 @@ async def push_stream(
 ) -> None:
     """Push the newest batches of ``stream`` to ``sink`` until cancelled or the sink fails.
 
-    ``shared_memory``: big batches go through a :class:`~labd.rpc.lanes.Lane` (the client
-    is local and asked for it); if the client cannot map it, they go inline from then on.
+    ``shared_memory``: the client is local and asked for big batches in a shared-memory
+    lane (:mod:`labd.rpc.lanes`).
     """
     window = max(1, min(window or DEFAULT_WINDOW, MAX_WINDOW))
     period = 1.0 / max_rate if max_rate > 0 and math.isfinite(max_rate) else 0.0
-    slots = trio.Semaphore(window)
-    lane: Lane | None = None
+    in_flight = trio.Semaphore(window)
+    delivery = Delivery(stream, cache, window, shared_memory)
+
+    async def send(seq: int, batch: pa.RecordBatch) -> None:
+        request = sink.push_request()
+        request.seq = seq
+        slot: int | None = None
+        error: Exception | None = None
+        try:
+            slot = delivery.fill(request, seq, batch)
+            await aio(request.send())
+            subscription.sent += 1
+        except Exception as exc:
+            error = exc
+        finally:
+            # The slot before the window: the next push may take that very slot.
+            lane_refused = delivery.done(slot, error)
+            in_flight.release()
+        if error is not None and not lane_refused:
+            log.debug("subscriber of %s gone: %s", stream.name, error)
+            subscription.scope.cancel()  # it went away or failed: end it
+
     try:
         with subscription.scope:
             async with trio.open_nursery() as nursery:
-
-                async def send(seq: int, batch: pa.RecordBatch) -> None:
-                    nonlocal lane, shared_memory
-                    request = sink.push_request()
-                    request.seq = seq
-                    used: tuple[Lane, int] | None = None
-                    try:
-                        if shared_memory:
-                            fits, size = wants_lane(batch, lane)
-                            if fits:
-                                lane = lane or Lane.for_batch(window, size)
-                                used = (lane, lane.take())
-                                offset, length = lane.write(used[1], batch)
-                                shared = request.init("shared")
-                                shared.path = str(lane.path)
-                                shared.offset, shared.length = offset, length
-                        if used is None:  # one memcpy into the message
-                            request.batch = memoryview(cache.get(stream, seq, batch))
-                        await aio(request.send())
-                        subscription.sent += 1
-                    except Exception as exc:
-                        if used is not None and _lane_refused(exc):
-                            log.info("subscriber of %s cannot map %s: %s", stream.name, lane, exc)
-                            shared_memory = False
-                            return
-                        log.debug("subscriber of %s gone: %s", stream.name, exc)
-                        subscription.scope.cancel()  # it went away or failed: end it
-                    finally:
-                        if used is not None:
-                            used[0].give_back(used[1])
-                        slots.release()
-
                 seq = 0
                 next_at = trio.current_time()
                 while True:
-                    await slots.acquire()
+                    await in_flight.acquire()
                     newest, batch = await stream.wait_newer(seq)
                     try:
                         policy.check_alive()
@@ -137,13 +189,7 @@ async def push_stream(
                         next_at = max(next_at + period, trio.current_time())
                         await trio.sleep_until(next_at)
     finally:
-        if lane is not None:
-            lane.close()
-
-
-def _lane_refused(exc: Exception) -> bool:
-    parsed = wire.parse_error(str(exc))
-    return parsed is not None and parsed[0] == LANE_UNAVAILABLE
+        delivery.close()
 
 
 async def push_states(
