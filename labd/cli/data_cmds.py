@@ -72,7 +72,7 @@ def show_data_info(info: DataInfo, console: Console) -> None:
         table.add_column(column)
     for ring in info.rings:
         p = persisted.get(ring.stream)
-        disk = "-" if p is None else "[red]" + p.error + "[/]" if p.error else "ok"
+        disk = "-" if p is None else "[red]failing[/]" if p.error else "ok"
         table.add_row(
             ring.stream,
             ring.kind,
@@ -83,6 +83,9 @@ def show_data_info(info: DataInfo, console: Console) -> None:
             disk,
         )
     console.print(table)
+    for p in info.persisted:
+        if p.error:  # in full, not squeezed into a column: it says what to do
+            console.print(f"{p.stream}: {p.error}", style="red", soft_wrap=True, markup=False)
 
 
 def replay(args: argparse.Namespace) -> int:
