@@ -85,6 +85,33 @@ class Lane:
             self.path.unlink()
 
 
+def remove_stale_lanes() -> list[Path]:
+    """Delete lanes of daemons that died before their client mapped them; returns them.
+
+    Only a daemon killed in the moment between creating a lane and its client opening it
+    leaves one behind; the next daemon cleans up.
+    """
+    removed = []
+    for path in LANE_DIR.glob("labd-lane-*-*"):
+        pid = path.name.split("-")[2]
+        if not pid.isdigit() or path.stat().st_uid != os.getuid() or _alive(int(pid)):
+            continue
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+            removed.append(path)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)  # a PermissionError means alive (the pid was reused by another user)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    return True
+
+
 def wants_lane(batch: pa.RecordBatch, lane: Lane | None) -> tuple[bool, int]:
     """(whether ``batch`` should travel in a lane, its IPC size)."""
     size = ipc_size(batch)

@@ -24,7 +24,7 @@ import capnp
 import trio
 
 from labd.aio import aio, to_trio
-from labd.rpc import sockets
+from labd.rpc import lanes, sockets
 from labd.rpc.address import (
     TlsConfig,
     default_socket_path,
@@ -76,6 +76,8 @@ async def serve_rpc(
     path = Path(socket_path) if socket_path is not None else default_socket_path()
     ensure_private_dir(path.parent)
     await _claim_socket_path(path)
+    for stale in lanes.remove_stale_lanes():
+        log.info("removed %s, left by a daemon that was killed", stale)
     token_path = token_path_for(path)
     services = Services(
         supervisor=daemon.supervisor,

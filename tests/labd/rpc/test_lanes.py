@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import numpy as np
 import pyarrow as pa
 import pytest
 
 from capabilities import Frame, Roi
 from labd import records
-from labd.rpc.lanes import MIN_LANE_BATCH_BYTES, Lane, LaneReader, wants_lane
+from labd.rpc.lanes import (
+    LANE_DIR,
+    MIN_LANE_BATCH_BYTES,
+    Lane,
+    LaneReader,
+    remove_stale_lanes,
+    wants_lane,
+)
 
 
 def frame_batch(side: int, value: int = 7) -> pa.RecordBatch:
@@ -76,3 +86,18 @@ def test_only_big_batches_that_fit_take_the_lane() -> None:
         assert wants_lane(frame_batch(1024), lane)[0] is False  # 2 MiB: goes inline
     finally:
         lane.close()
+
+
+def test_lanes_of_dead_daemons_are_removed() -> None:
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)  # fmt: skip
+    stale = LANE_DIR / f"labd-lane-{int(dead.stdout)}-0123456789abcdef"
+    stale.write_bytes(b"left behind")
+    live = Lane(slots=1, slot_size=2**20)  # this process's: alive
+    try:
+        removed = remove_stale_lanes()
+        assert stale in removed and not stale.exists()
+        assert live.path.exists()
+    finally:
+        stale.unlink(missing_ok=True)
+        live.close()
