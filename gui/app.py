@@ -34,10 +34,14 @@ POLL_INTERVAL_S = 0.5
 class GuiApp:
     """The window: status line, time-travel bar, instrument panels."""
 
-    def __init__(self, link: Link, model: LabModel, title: str = "labd") -> None:
+    def __init__(
+        self, link: Link, model: LabModel, title: str = "labd", *, local_rings: bool = True
+    ) -> None:
         self.link = link
         self.model = model
         self.title = title
+        self.local_rings = local_rings
+        """Time travel may map the daemon's rings when it runs on this machine."""
         self.clock = Clock()
         self.panels: dict[str, InstrumentPanel] = {}
         self.connection: Connection | None = None
@@ -56,7 +60,7 @@ class GuiApp:
             with dpg.group(horizontal=True):
                 dpg.add_text("labd", color=(150, 180, 255))
                 dpg.add_text("starting", tag="connection")
-            self.timetravel = TimeTravel(self)
+            self.timetravel = TimeTravel(self, local_rings=self.local_rings)
             self.timetravel.build()
             dpg.add_separator()
             with dpg.group(horizontal=True):
@@ -101,7 +105,6 @@ class GuiApp:
             if panel is not None:
                 panel.set_state(info)
         for stream, frame in update.frames.items():
-            self.timetravel.remember_frame(stream, frame)
             if self.clock.paused_at is None and not self.hold_frames:
                 for view in self.views_of(stream):
                     view.on_frame(stream, frame)
@@ -126,6 +129,7 @@ class GuiApp:
             text += f" | {connection.detail}"
         dpg.set_value("connection", text)
         dpg.configure_item("connection", color=CONNECTION_COLOURS.get(connection.status))
+        self.timetravel.on_connection(connection)
         if connection.status != "connected":
             for panel in self.panels.values():
                 panel.set_state(_unknown(panel.info, connection))

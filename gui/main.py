@@ -23,6 +23,7 @@ def run_gui(
     tls_ca: str | None = None,
     actions: str | None = None,
     title: str = "labd",
+    local_rings: bool = True,
 ) -> int:
     """Run the GUI until its window closes (or the actions file ends); the exit status.
 
@@ -37,7 +38,7 @@ def run_gui(
             return 2
     model = LabModel()
     link = Link(model, address, token=token, tls_ca=tls_ca)
-    app = GuiApp(link, model, title=title)
+    app = GuiApp(link, model, title=title, local_rings=local_rings)
     app.build()
     if runner is not None:
         app.frame_hooks.append(runner)
@@ -49,6 +50,7 @@ def run_gui(
         log.exception("the GUI failed")
         status = 1
     finally:
+        app.timetravel.close()
         link.stop(timeout=2.0)
         dpg.destroy_context()
     if runner is not None and runner.exit_status:

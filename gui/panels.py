@@ -93,6 +93,8 @@ class ReadingPlot:
         self.tag = tag
         self.label = label
         self.history = History(HISTORY_S)
+        self.past: History | None = None
+        """While time travelling: the recorded readings before the chosen moment."""
         self._drawn_at = 0.0
         self._dirty = True
 
@@ -106,6 +108,15 @@ class ReadingPlot:
         self.history.append(t, v)
         self._dirty = True
 
+    def show_past(self, past: History | None) -> None:
+        """Draw ``past`` instead of the live history (None: live again)."""
+        self.past = past
+        self._dirty = True
+
+    @property
+    def source(self) -> History:
+        return self.history if self.past is None else self.past
+
     def draw(self, clock: Clock) -> None:
         now = time.monotonic()
         # Scrolling needs a redraw even without new data, but 10 Hz is smooth enough.
@@ -113,7 +124,7 @@ class ReadingPlot:
             return
         self._drawn_at, self._dirty = now, False
         end = clock.end()
-        t, v = self.history.window(end - clock.span_s, end)
+        t, v = self.source.window(end - clock.span_s, end)
         t, v = minmax_per_column(t - end, v, PLOT_WIDTH)
         dpg.set_value(f"{self.tag}.series", [t.tolist(), v.tolist()])
         dpg.set_axis_limits(f"{self.tag}.x", -clock.span_s, 0.0)
@@ -147,7 +158,7 @@ class ReadingView(SectionView):
     def tick(self, clock: Clock) -> None:
         self.plot.draw(clock)
         end = clock.end()
-        _, v = self.plot.history.window(end - clock.span_s, end)
+        _, v = self.plot.source.window(end - clock.span_s, end)
         if len(v):
             dpg.set_value(f"{self.tag}.value", f"{v[-1]:.6g} {self.unit}")
 
@@ -456,7 +467,7 @@ class CameraView(SectionView):
             )
         dpg.set_value(
             f"{self.tag}.info",
-            f"frame #{frame.seq}  {w}x{h} {frame.data.dtype}\n"
+            f"frame #{frame.seq} at {_clock_time(frame.timestamp)}  {w}x{h} {frame.data.dtype}\n"
             f"roi {frame.roi.x},{frame.roi.y}  shown 1:{r.step}  {self.fps:.1f} fps\n"
             f"contrast {r.lo:.0f} .. {r.hi:.0f}",
         )
@@ -618,3 +629,8 @@ class InstrumentPanel:
             if texture is not None:
                 texture.delete()
         dpg.delete_item(f"{self.name}.panel")
+
+
+def _clock_time(t: float) -> str:
+    """``HH:MM:SS.mmm`` (local time): when a frame was taken, to the millisecond."""
+    return time.strftime("%H:%M:%S", time.localtime(t)) + f".{int(t % 1 * 1000):03d}"

@@ -36,6 +36,11 @@ def register(subparsers: Any) -> None:
         help="start the simulated lab (labd serve) in a child process and connect to it",
     )
     p.add_argument(
+        "--no-local-rings",
+        action="store_true",
+        help="time travel through the daemon's replay even when its rings could be mapped",
+    )
+    p.add_argument(
         "--script-actions",
         metavar="FILE",
         help="run the steps of a JSON actions file (tests, demos); see gui.actions",
@@ -52,12 +57,19 @@ def gui(args: argparse.Namespace) -> int:
 
     if not args.sim:
         status = run_gui(
-            args.connect, token=args.token, tls_ca=args.tls_ca, actions=args.script_actions
+            args.connect,
+            token=args.token,
+            tls_ca=args.tls_ca,
+            actions=args.script_actions,
+            local_rings=not args.no_local_rings,
         )
     else:
         with simulated_lab() as socket_path:
             status = run_gui(
-                str(socket_path), actions=args.script_actions, title="labd — simulated lab"
+                str(socket_path),
+                actions=args.script_actions,
+                title="labd — simulated lab",
+                local_rings=not args.no_local_rings,
             )
     hard_exit(status)
     return status  # not reached
