@@ -64,9 +64,13 @@ class GuiApp:
             self.timetravel.build()
             dpg.add_separator()
             with dpg.group(horizontal=True):
-                dpg.add_child_window(tag="left", width=840, border=False)
+                # Cameras on the left with the scripts below them; the other instruments
+                # on the right, so the instrument panels start on the first screen.
+                with dpg.child_window(width=840, border=False):
+                    dpg.add_group(tag="left")
+                    dpg.add_group(tag="left_tools")
                 dpg.add_child_window(tag="right", border=False)
-        self.scripts = ScriptsPanel(self.link, "right")
+        self.scripts = ScriptsPanel(self.link, "left_tools")
         dpg.create_viewport(title=self.title, width=VIEWPORT[0], height=VIEWPORT[1])
         dpg.setup_dearpygui()
         dpg.show_viewport()

@@ -82,36 +82,45 @@ class ScriptsPanel:
         self._build(parent)
 
     def _build(self, parent: int | str) -> None:
-        with dpg.collapsing_header(label="Scripts", default_open=True, parent=parent):
-            with dpg.group(horizontal=True):
-                dpg.add_input_text(tag="scripts.path", hint="script file", width=420)
-                dpg.add_button(label="Open", tag="scripts.open", callback=self.open)
-            dpg.add_input_text(tag="scripts.name", label="name", width=200)
+        # Controls and results on the left, the live log beside them: the whole panel
+        # fits under a camera panel on one screen.
+        with (
+            dpg.collapsing_header(label="Scripts", default_open=True, parent=parent),
+            dpg.group(horizontal=True),
+        ):
+            with dpg.group():
+                with dpg.group(horizontal=True):
+                    dpg.add_input_text(tag="scripts.path", hint="script file", width=330)
+                    dpg.add_button(label="Open", tag="scripts.open", callback=self.open)
+                dpg.add_input_text(tag="scripts.name", label="name", width=200)
+                dpg.add_input_text(
+                    tag="scripts.args", label="arguments", hint="steps=21 start=2", width=330
+                )
+                dpg.add_input_text(
+                    tag="scripts.grants",
+                    label="grants",
+                    hint="stage:Movable meter camera",
+                    width=330,
+                )
+                with dpg.group(horizontal=True):
+                    dpg.add_button(label="Run", tag="scripts.run", callback=self.run)
+                    dpg.add_button(label="Cancel", tag="scripts.cancel", callback=self.cancel)
+                    dpg.add_button(label="Pause", tag="scripts.pause", callback=self.pause)
+                    dpg.add_button(label="Resume", tag="scripts.resume", callback=self.resume)
+                with dpg.group(horizontal=True):
+                    dpg.add_text("state:")
+                    dpg.add_text("no run yet", tag="scripts.state")
+                with dpg.table(
+                    tag="scripts.results",
+                    header_row=True,
+                    width=420,
+                    policy=dpg.mvTable_SizingStretchProp,
+                ):
+                    dpg.add_table_column(label="result")
+                    dpg.add_table_column(label="value")
             dpg.add_input_text(
-                tag="scripts.args", label="arguments", hint="steps=21 start=2", width=420
+                tag="scripts.log", multiline=True, readonly=True, width=-1, height=200
             )
-            dpg.add_input_text(
-                tag="scripts.grants", label="grants", hint="stage:Movable meter camera", width=420
-            )
-            with dpg.group(horizontal=True):
-                dpg.add_button(label="Run", tag="scripts.run", callback=self.run)
-                dpg.add_button(label="Cancel", tag="scripts.cancel", callback=self.cancel)
-                dpg.add_button(label="Pause", tag="scripts.pause", callback=self.pause)
-                dpg.add_button(label="Resume", tag="scripts.resume", callback=self.resume)
-            with dpg.group(horizontal=True):
-                dpg.add_text("state:")
-                dpg.add_text("no run yet", tag="scripts.state")
-            dpg.add_input_text(
-                tag="scripts.log", multiline=True, readonly=True, width=560, height=140
-            )
-            with dpg.table(
-                tag="scripts.results",
-                header_row=True,
-                width=560,
-                policy=dpg.mvTable_SizingStretchProp,
-            ):
-                dpg.add_table_column(label="result")
-                dpg.add_table_column(label="value")
 
     # ------------------------------------------------------------ UI thread
 

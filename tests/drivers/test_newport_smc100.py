@@ -50,7 +50,9 @@ def test_moves_beyond_the_software_limits_never_reach_the_controller(
         driver = NewportSMC100(port=controller.port, timeout_s=0.3)
         await driver.open()
         seen = len(controller.received)
-        with pytest.raises(OutOfRange, match=r"target_position 20 mm is outside \[-12.5, 12.5\] mm"):
+        with pytest.raises(
+            OutOfRange, match=r"target_position 20 mm is outside \[-12.5, 12.5\] mm"
+        ):
             await driver.move_abs(20.0)
         with pytest.raises(OutOfRange, match="target of a relative move"):
             await driver.move_rel(-13.0)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 from collections.abc import Awaitable, Callable
 
 import pytest
@@ -107,7 +109,7 @@ def test_faulted_instrument_restarts_while_sibling_streams_without_gap() -> None
             await trio.sleep(0.2)
             nursery.cancel_scope.cancel()
 
-        gaps = [b - a for a, b in zip(timestamps, timestamps[1:], strict=False)]
+        gaps = [b - a for a, b in itertools.pairwise(timestamps)]
         assert len(timestamps) > 30
         assert max(gaps) < 0.1, f"meter paused for {max(gaps):.3f} s while the stage restarted"
         assert sup.get("meter").restarts == 0
@@ -139,10 +141,8 @@ def test_restart_limit_leaves_the_instrument_faulted_with_the_reason() -> None:
         for _ in range(20):
             if "gave up" in (handle.reason or ""):
                 break
-            try:
+            with contextlib.suppress(DeviceError, InstrumentUnavailable):
                 await handle.call("temperature", timeout=1)
-            except (DeviceError, InstrumentUnavailable):
-                pass
             await trio.sleep(0.02)
         assert handle.state is State.FAULTED
         assert handle.reason is not None and "gave up after 3 restarts" in handle.reason
