@@ -247,7 +247,7 @@ interface Lab {
                 sharedMemory :Bool) -> (subscription :Subscription);
       # sharedMemory: the client runs on the daemon's machine as the daemon's user and
       # can map /dev/shm files; honoured on the unix socket only. Big batches then come
-      # as a SharedSlot (one copy each side instead of six).
+      # as a SharedSlot (two copies in all instead of six).
   shares @5 () -> (shares :List(ShareInfo));
   revoke @6 (token :Text);
   scripts @7 () -> (engine :ScriptEngine);   # only the full Lab: a script reaches any instrument

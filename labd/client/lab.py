@@ -351,8 +351,8 @@ class Lab:
         """Push the newest batches of ``stream``, at most ``max_rate`` per second (0: all).
 
         ``window``: pushes in flight (more hides latency, costs that many batches of
-        memory). ``shared_memory``: take big batches (frames) through shared memory, one
-        copy instead of six (:mod:`labd.rpc.lanes`); default: when connected by unix socket.
+        memory). ``shared_memory``: take big batches (frames) through shared memory, two
+        copies instead of six (:mod:`labd.rpc.lanes`); default: when on the unix socket.
         """
         local = self._link.local if shared_memory is None else shared_memory
         return Subscription(

@@ -19,6 +19,7 @@ from capabilities import Frame, Reading
 from labd import records
 from labd.aio import to_trio
 from labd.rpc import schema, wire
+from labd.rpc.ipc import ipc_buffer
 from labd.rpc.policy import Policy
 from labd.supervisor import InstrumentHandle
 
@@ -127,7 +128,7 @@ class FrameProducerServer(_s.FrameProducer.Server):  # type: ignore[misc]
 
     async def snap(self, _context: Any, **_: Any) -> None:
         frame: Frame = await self._t.call("snap")
-        _context.results.frame = records.batch_to_ipc(records.frame_to_batch(frame))
+        _context.results.frame = memoryview(ipc_buffer(records.frame_to_batch(frame)))
 
     async def frameFormat(self, _context: Any, **_: Any) -> None:
         wire.frame_format_to(_context.results.format, await self._t.call("frame_format"))

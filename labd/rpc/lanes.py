@@ -1,14 +1,15 @@
 """Shared-memory lanes: big batches reach a local subscriber without crossing the socket.
 
-Through pycapnp an 8 MiB frame is copied four times in the daemon before the kernel copies
-it into the socket (IPC serialisation, into the message, pycapnp's copy of every outgoing
-segment into ``bytes``, the kernel) and twice in the client: the daemon's CPU caps pushed
-frames at ~0.3× a raw socket (bench/README.md, "RPC"). A subscriber on the daemon's unix
+Through pycapnp an 8 MiB frame is copied six times: in the daemon by IPC serialisation,
+into the (freshly zeroed) message, by pycapnp into ``bytes`` for the transport, and by the
+kernel into the socket; in the client by the kernel and out of the message into
+``bytes``. The daemon's CPU then caps pushed frames at ~0.3× a raw socket
+(bench/README.md, "RPC"). A subscriber on the daemon's unix
 socket is on the same machine and runs as the same user (the socket is 0600), so the push
 can carry a *place* instead: the daemon writes the batch's IPC stream once into a slot of
 a file in ``/dev/shm`` that only this subscription uses, the push names slot and length,
-and the client copies it out of the mapping before it acknowledges the push. One copy on
-each side, like a raw socket.
+and the client copies it out of the mapping before it acknowledges the push. Two copies
+in all, one on each side, like a raw socket.
 
 A slot is written again only after its push was acknowledged, i.e. after the client's
 copy: the window of in-flight pushes is the number of slots. The file is created 0600
