@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import secrets
 from collections import deque
 from pathlib import Path
@@ -37,6 +38,7 @@ MIN_LANE_BATCH_BYTES = 256 * 1024
 SLOT_HEADROOM = 1.25
 """Slots are sized for the first big batch plus this margin (an ROI may grow a little)."""
 SLOT_ALIGN = 2**20
+_LANE_NAME = re.compile(r"labd-lane-[0-9]+-[0-9a-f]{32}")
 LANE_UNAVAILABLE = "lane-unavailable"
 """The error code a client answers a push with when it cannot map the lane."""
 
@@ -46,7 +48,7 @@ class Lane:
 
     def __init__(self, slots: int, slot_size: int) -> None:
         self.slot_size = slot_size
-        self.path = LANE_DIR / f"labd-lane-{os.getpid()}-{secrets.token_hex(8)}"
+        self.path = LANE_DIR / f"labd-lane-{os.getpid()}-{secrets.token_hex(16)}"
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
         try:
             # Reserve the pages now: writing into a sparse tmpfs file that finds the
@@ -94,8 +96,10 @@ def remove_stale_lanes() -> list[Path]:
     """
     removed = []
     for path in LANE_DIR.glob("labd-lane-*-*"):
-        pid = path.name.split("-")[2]
-        if not pid.isdigit() or path.stat().st_uid != os.getuid() or _alive(int(pid)):
+        if not _LANE_NAME.fullmatch(path.name):
+            continue
+        pid = int(path.name.split("-")[2])
+        if path.stat().st_uid != os.getuid() or _alive(pid):
             continue
         with contextlib.suppress(FileNotFoundError):
             path.unlink()
@@ -134,7 +138,9 @@ class LaneReader:
         """
         mapped = self._maps.get(path)
         if mapped is None:
-            if not path.startswith(str(LANE_DIR) + "/labd-lane-"):
+            # The daemon names the file and this end unlinks it: accept nothing but a lane
+            # name right in LANE_DIR (no "..", no other directory).
+            if Path(path).parent != LANE_DIR or not _LANE_NAME.fullmatch(Path(path).name):
                 raise PermissionError(f"{path} is not a labd lane; refusing to map it")
             mapped = pa.memory_map(path, "r")
             with contextlib.suppress(FileNotFoundError):

@@ -69,9 +69,17 @@ def test_slots_are_handed_out_once_until_given_back() -> None:
     assert not lane.path.exists()
 
 
-def test_the_reader_maps_only_labd_lanes() -> None:
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/etc/passwd",
+        f"/dev/shm/labd-lane-1-{'a' * 32}/../../../etc/passwd",
+        "/dev/shm/labd-lane-1-not-hex",
+    ],
+)
+def test_the_reader_maps_and_unlinks_only_labd_lanes(path: str) -> None:
     with pytest.raises(PermissionError, match="not a labd lane"):
-        LaneReader().read("/etc/passwd", 0, 10)
+        LaneReader().read(path, 0, 10)
 
 
 def test_only_big_batches_that_fit_take_the_lane() -> None:
@@ -91,7 +99,7 @@ def test_only_big_batches_that_fit_take_the_lane() -> None:
 def test_lanes_of_dead_daemons_are_removed() -> None:
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
                           capture_output=True, text=True, check=True)  # fmt: skip
-    stale = LANE_DIR / f"labd-lane-{int(dead.stdout)}-0123456789abcdef"
+    stale = LANE_DIR / f"labd-lane-{int(dead.stdout)}-{'0123456789abcdef' * 2}"
     stale.write_bytes(b"left behind")
     live = Lane(slots=1, slot_size=2**20)  # this process's: alive
     try:
