@@ -17,8 +17,10 @@ from labd import aio
 from labd.client import BlockingLab, connect, connect_blocking
 from labd.client.lab import Subscription
 from labd.rpc.lanes import LaneReader
+from tests.labd.client.test_lab import free_port
 from tests.labd.rpc.conftest import REPO, LabdProcess, start_labd
 
+TCP_PORT = free_port()
 FAST_CAMERA_TOML = """
 [instruments.camera]
 driver = "sim.camera"
@@ -31,7 +33,10 @@ frame_fps = 40
 
 @pytest.fixture(scope="module")
 def camera_daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabdProcess]:
-    daemon = start_labd(tmp_path_factory.mktemp("labd"), config=FAST_CAMERA_TOML)
+    daemon = start_labd(
+        tmp_path_factory.mktemp("labd"), "--listen", f"127.0.0.1:{TCP_PORT}",
+        config=FAST_CAMERA_TOML,
+    )  # fmt: skip
     yield daemon
     daemon.stop()
     assert daemon.proc.returncode == 0, daemon.log.read_text()
@@ -182,3 +187,21 @@ def test_client_that_cannot_map_the_lane_gets_frames_inline(
 
     assert aio.run(main) == [384] * 5
     assert "cannot map" in camera_daemon.log.read_text()
+
+
+def test_tcp_client_gets_frames_inline_even_if_it_asks_for_shared_memory(
+    camera_daemon: LabdProcess,
+) -> None:
+    async def main() -> tuple[int, int]:
+        address = f"127.0.0.1:{TCP_PORT}"
+        async with (
+            connect(address, token=camera_daemon.token) as lab,
+            lab.subscribe("camera/frames", shared_memory=True) as frames,
+        ):
+            with trio.fail_after(10):
+                message = await frames.__anext__()
+            return message.frame().data.shape[0], len(lane_mappings(camera_daemon))
+
+    side, lanes = aio.run(main)
+    assert side == 384
+    assert lanes == 0, "a lane only for clients on the unix socket"
