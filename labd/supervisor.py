@@ -87,7 +87,9 @@ class _Request:
     target: object
     method: str
     args: tuple[Any, ...]
-    deadline: float
+    timeout: float
+    """Limits the wait in the queue (then: busy) and, separately, the run (then: fault)."""
+    started: trio.Event = field(default_factory=trio.Event)
     done: trio.Event = field(default_factory=trio.Event)
     result: outcome.Outcome[Any] | None = None
     caller_gone: bool = False
@@ -238,7 +240,7 @@ class _Owner:
         except TypeError as e:
             raise InvalidRequest(f"{handle.name}.{method}: {e}") from None
         timeout = self.spec.call_timeout_s if timeout is None else timeout
-        request = _Request(target, method, args, trio.current_time() + timeout)
+        request = _Request(target, method, args, timeout)
         try:
             self._send.send_nowait(request)
         except trio.WouldBlock:
@@ -246,6 +248,15 @@ class _Owner:
                 f"{handle.name} has {QUEUE_LIMIT} calls waiting; try later"
             ) from None
         try:
+            with trio.move_on_after(timeout):
+                await request.started.wait()
+            if not request.started.is_set():
+                # Waiting is not the driver's fault: the instrument stays ready.
+                request.caller_gone = True
+                raise InstrumentBusy(
+                    f"{handle.name}.{method} could not start within {timeout:g} s: "
+                    "other calls held the instrument; retry or pass a longer timeout"
+                )
             await request.done.wait()
         except trio.Cancelled:
             request.caller_gone = True
@@ -323,15 +334,7 @@ class _Owner:
         async for request in self._receive:
             if request.caller_gone:
                 continue
-            if trio.current_time() >= request.deadline:
-                request.finish(
-                    outcome.Error(
-                        InstrumentBusy(
-                            f"{self.spec.name}.{request.method} waited its whole timeout behind other calls"
-                        )
-                    )
-                )
-                continue
+            request.started.set()
             self.set_state(State.BUSY, announce=False)
             fault = await self._execute(request)
             if fault is not None:
@@ -343,7 +346,7 @@ class _Owner:
         """Run one request; returns a fault reason if the instrument must be restarted."""
         method = getattr(request.target, request.method)
         with request.scope:
-            with trio.move_on_at(request.deadline) as deadline:
+            with trio.move_on_after(request.timeout) as deadline:
                 try:
                     value = await method(*request.args)
                 except (InvalidRequest, WaitTimeout, MeasurementInvalid) as e:
@@ -363,7 +366,7 @@ class _Owner:
                 request.finish(outcome.Value(value))
                 return None
             if deadline.cancelled_caught:
-                reason = f"{request.method}() did not answer within its timeout"
+                reason = f"{request.method}() did not answer within {request.timeout:g} s"
                 request.finish(outcome.Error(CallTimeout(f"{self.spec.name}: {reason}")))
                 return reason
         # The caller went away (its cancel scope cancelled ours): not the driver's fault.

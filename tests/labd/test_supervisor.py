@@ -11,7 +11,13 @@ import trio
 
 from capabilities import DeviceError, Movable, OutOfRange, Readable
 from labd.config import InstrumentSpec, RestartPolicy
-from labd.errors import CallTimeout, CapabilityMissing, InstrumentUnavailable, UnknownInstrument
+from labd.errors import (
+    CallTimeout,
+    CapabilityMissing,
+    InstrumentBusy,
+    InstrumentUnavailable,
+    UnknownInstrument,
+)
 from labd.supervisor import State, Supervisor
 
 FAST = RestartPolicy(max_restarts=3, window_s=30, backoff_initial_s=0.01, backoff_max_s=0.05)
@@ -186,3 +192,26 @@ def test_shutdown_closes_every_driver() -> None:
 
     trio.run(main)
     assert {h.state for h in sup.handles()} == {State.STOPPED}
+
+
+def test_time_in_the_queue_ends_in_busy_and_never_faults() -> None:
+    """A call's timeout bounds its wait for the instrument (busy) and, afresh, its run."""
+
+    async def body(sup: Supervisor) -> None:
+        stage = sup.get("stage")
+        await stage.call("move_abs", 0.0)
+        await stage.call("wait_settled")
+        async with trio.open_nursery() as nursery:
+            # wait_settled holds the stage for the ~0.15 s of a 10 mm move at 100 mm/s...
+            await stage.call("move_abs", 10.0)
+            nursery.start_soon(stage.call, "wait_settled", None)
+            await trio.sleep(0.01)
+            t0 = trio.current_time()
+            with pytest.raises(InstrumentBusy, match=r"could not start within 0\.1 s"):
+                await stage.call("position", timeout=0.1)
+            assert trio.current_time() - t0 < 0.3  # told when its time is up, not later
+            # ...and a call that queues behind it, then runs quickly, is fine.
+            assert (await stage.call("position", timeout=0.4)).unit == "mm"
+        assert stage.state is State.READY and stage.restarts == 0
+
+    run_with(lab(), body)
