@@ -63,7 +63,7 @@ def show_data_info(info: DataInfo, console: Console) -> None:
     where = "this machine" if info.same_host else f"{info.host} (not this machine)"
     console.print(f"daemon [bold]{info.daemon_id}[/] on {where}; rings under {info.ring_root}")
     if info.run_directory is None:
-        console.print("[yellow]not persisting[/]: set data_dir in [daemon] of the lab config")
+        console.print("[yellow]not persisting[/]: set data_dir in \\[daemon] of the lab config")
     else:
         console.print(f"persisting run {info.run_id} to {info.run_directory}")
     persisted = {p.stream: p for p in info.persisted}
