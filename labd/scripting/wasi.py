@@ -1,14 +1,16 @@
 """A minimal WASI preview 1 for guests whose toolchain insists on it (Go).
 
 wasmtime's own WASI is used with nothing in it: no files, no environment, no network.
-Two things change. stdout and stderr go to the run's log, line by line. And
-``poll_oneoff`` is replaced, because wasmtime's sleeps block the thread where no epoch
-bump or Trio cancel can reach them; ours sleep through the run's cancellable host call.
+Two of its functions are replaced. ``fd_write`` sends stdout and stderr to the run's log,
+line by line: wasmtime's custom-output hook calls back on one of its own Tokio threads,
+where Trio cannot be reached (the lines were lost) and whose callbacks can outlive the
+interpreter; ours runs in the guest thread like any host call. And ``poll_oneoff``
+sleeps through the run's cancellable host call, because wasmtime's sleeps block the
+thread where no epoch bump or Trio cancel can reach them.
 """
 
 from __future__ import annotations
 
-import contextlib
 import struct
 import time
 from collections.abc import Callable
@@ -26,6 +28,8 @@ _SUBSCRIPTION = struct.Struct(
 )  # 48 bytes: userdata, tag, clock{id, timeout, precision, flags}
 _FD_SUBSCRIPTION = struct.Struct("<QB7xI")
 _EVENT = struct.Struct("<QHB5xQH6x")  # 32 bytes: userdata, error, type, nbytes, flags
+_IOVEC = struct.Struct("<II")  # buf, len
+_MAX_IOVECS = 1024
 
 # WASI errno values
 _OK, _EBADF, _ECANCELED, _EFAULT, _EINVAL, _ENOTSUP = 0, 8, 11, 21, 28, 58
@@ -68,12 +72,17 @@ def configure(
     """Give ``store``/``linker`` the minimal WASI described in the module docstring."""
     config = wasmtime.WasiConfig()
     config.argv = [argv0]
-    config.stdout_custom = _never_raising(stdout.write)
-    config.stderr_custom = _never_raising(stderr.write)
     store.set_wasi(config)
     linker.define_wasi()
     linker.allow_shadowing = True
     i32 = wasmtime.ValType.i32()
+    linker.define_func(
+        abi.WASI_MODULE,
+        "fd_write",
+        wasmtime.FuncType([i32, i32, i32, i32], [i32]),
+        _fd_write(host, {1: stdout, 2: stderr}),
+        True,
+    )
     linker.define_func(
         abi.WASI_MODULE,
         "poll_oneoff",
@@ -83,12 +92,30 @@ def configure(
     )
 
 
-def _never_raising(fn: Callable[[bytes], None]) -> Callable[[bytes], None]:
-    def call(chunk: bytes) -> None:
-        with contextlib.suppress(BaseException):  # an output callback must not raise into wasmtime
-            fn(chunk)
+def _fd_write(host: Host, outputs: dict[int, LineSplitter]) -> Callable[..., int]:
+    def fd_write(
+        caller: wasmtime.Caller, fd: int, iovs_ptr: int, iovs_len: int, nwritten_ptr: int
+    ) -> int:
+        try:
+            output = outputs.get(fd)
+            if output is None:
+                return _EBADF  # there are no files
+            iovs_len &= 0xFFFF_FFFF
+            if iovs_len > _MAX_IOVECS:
+                return _EINVAL
+            raw = host.read(caller, iovs_ptr, iovs_len * _IOVEC.size, "fd_write iovecs")
+            written = 0
+            for buf, length in _IOVEC.iter_unpack(raw):
+                output.write(host.read(caller, buf, length, "fd_write data"))
+                written += length
+            host.write(caller, nwritten_ptr, struct.pack("<I", written), "fd_write nwritten")
+            return _OK
+        except GuestError:
+            return _EFAULT
+        except BaseException:  # never into wasmtime
+            return _EINVAL
 
-    return call
+    return fd_write
 
 
 def _poll_oneoff(host: Host, control: RunControl) -> Callable[..., int]:

@@ -1,11 +1,11 @@
 """Every example, in every language, built with its real toolchain and run on the sim lab."""
 
+import shutil
 from pathlib import Path
 
 import pytest
 import trio
 
-from labd.scripting.compile import compile_source
 from tests.labd.scripting.simlab import PEAK_MM, SCAN_GRANTS, SWEEP_GRANTS, script_engine, sim_lab
 from wasm_scripts import build
 
@@ -14,13 +14,13 @@ SWEEPS = [p for p in build.examples() if p.stem == "sweep"]
 
 
 def test_there_is_a_scan_in_each_language() -> None:
-    assert {p.suffix for p in SCANS} == {".wat", ".c", ".rs", ".zig"}
-    assert {p.suffix for p in SWEEPS} >= {".c", ".rs", ".zig"}
+    assert {p.suffix for p in SCANS} == {".wat", ".c", ".rs", ".zig", ".go", ".ts"}
+    assert {p.suffix for p in SWEEPS} >= {".c", ".rs", ".zig", ".go", ".ts"}
 
 
 @pytest.mark.parametrize("source", SCANS, ids=lambda p: p.parent.name)
 def test_scan_finds_the_peak(source: Path) -> None:
-    binary = compile_source(source)
+    binary = build.build(source).read_bytes()
 
     async def main() -> None:
         async with sim_lab() as lab, script_engine(lab) as engine:
@@ -36,7 +36,7 @@ def test_scan_finds_the_peak(source: Path) -> None:
 
 @pytest.mark.parametrize("source", SWEEPS, ids=lambda p: p.parent.name)
 def test_sweep_warms_the_sample(source: Path) -> None:
-    binary = compile_source(source)
+    binary = build.build(source).read_bytes()
 
     async def main() -> None:
         async with sim_lab() as lab, script_engine(lab) as engine:
@@ -56,7 +56,31 @@ def test_sweep_warms_the_sample(source: Path) -> None:
 
 
 def test_build_writes_every_example(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The cache stays the shared one: the other tests have compiled these already.
     monkeypatch.setattr(build, "BUILD", tmp_path)
-    assert build.main([]) == 0
-    built = {p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*.wasm")}
-    assert {"c/scan.wasm", "rust/scan.wasm", "zig/scan.wasm", "wat/scan.wasm"} <= built
+    assert build.main(["--strict"]) == 0
+    built = {p.relative_to(tmp_path).as_posix() for p in tmp_path.glob("*/*.wasm")}
+    assert built == {f"{p.parent.name}/{p.stem}.wasm" for p in build.examples()}
+
+
+def test_a_build_is_reused_until_its_source_or_sdk_changes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(build, "BUILD", tmp_path / "build")
+    monkeypatch.setattr(build, "CACHE", tmp_path / "cache")
+    sdk = tmp_path / "sdk"
+    shutil.copytree(build.HERE / "sdk" / "c", sdk / "c")
+    monkeypatch.setenv("LABD_SDK_DIR", str(sdk))
+    source = tmp_path / "c" / "scan.c"
+    source.parent.mkdir()
+    shutil.copyfile(build.EXAMPLES / "c" / "scan.c", source)
+
+    first = build.build_key(source)
+    build.build(source)
+    assert [p.stem for p in (tmp_path / "cache").glob("*.wasm")] == [first]
+    assert build.build_key(source) == first
+    source.write_text(source.read_text() + "\n// an edit\n")
+    assert build.build_key(source) != first
+    edited = build.build_key(source)
+    (sdk / "c" / "labd.h").write_text((sdk / "c" / "labd.h").read_text() + "\n")
+    assert build.build_key(source) not in (first, edited)

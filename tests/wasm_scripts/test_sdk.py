@@ -26,3 +26,26 @@ def test_rust_and_zig_declare_every_import() -> None:
     assert set(re.findall(r'extern "labd_v1" fn (\w+)\(', zig)) == set(IMPORTS)
     for code in Errno:
         assert f"pub const {code.name}: Error = {code.value};" in rust
+
+
+def test_go_and_assemblyscript_declare_every_import() -> None:
+    go = (SDK / "go" / "imports.go").read_text()
+    assert set(re.findall(r"//go:wasmimport labd_v1 (\w+)\n", go)) == set(IMPORTS)
+    for name in IMPORTS:  # each directive sits on the function it imports
+        assert f"//go:wasmimport labd_v1 {name}\nfunc {name}(" in go
+    go_sdk = (SDK / "go" / "labd.go").read_text()
+    for code in Errno:
+        assert re.search(rf"\b{code.name.replace('_', '')}\s+Errno = {code.value}\n", go_sdk)
+        assert f'"{code.name}"' in go_sdk  # its name in error messages
+    for kind in Kind:
+        camel = "".join(w.capitalize() for w in kind.name.split("_"))
+        assert re.search(rf"kind{camel}\s+= {kind.value}\n", go_sdk)
+
+    ts = (SDK / "assemblyscript" / "labd" / "index.ts").read_text()
+    declared = re.findall(r'@external\("labd_v1", "(\w+)"\) export declare function (\w+)\(', ts)
+    assert all(a == b for a, b in declared)
+    assert {name for name, _ in declared} == set(IMPORTS)
+    for code in Errno:
+        assert f"export const {code.name}: i32 = {code.value};" in ts
+    for kind in Kind:
+        assert f"const {kind.name}: i32 = {kind.value};" in ts

@@ -1,0 +1,72 @@
+// Temperature sweep in Go: step the supply voltage, let the sample settle, read the
+// thermometer. Arguments: volts_max, steps, settle_ms.
+// Grants: psu:VoltageSource,Switchable thermo:TemperatureSensor
+package main
+
+import (
+	"fmt"
+	"time"
+
+	"labd"
+)
+
+func sweep() (err error) {
+	psu, err := labd.OpenVoltageSource("psu")
+	if err != nil {
+		return err
+	}
+	output, err := labd.OpenSwitchable("psu")
+	if err != nil {
+		return err
+	}
+	thermo, err := labd.OpenTemperatureSensor("thermo")
+	if err != nil {
+		return err
+	}
+	voltsMax := labd.ArgF64Or("volts_max", 5)
+	steps := int(labd.ArgF64Or("steps", 6))
+	settle := time.Duration(labd.ArgF64Or("settle_ms", 200)) * time.Millisecond
+	if steps < 2 {
+		return fmt.Errorf("steps must be at least 2, not %d", steps)
+	}
+	first, err := thermo.Temperature()
+	if err != nil {
+		return err
+	}
+	if err := output.SetOn(true); err != nil {
+		return err
+	}
+	// However the sweep ends, leave the sample unpowered.
+	defer func() {
+		if offErr := psu.SetVoltage(0); err == nil {
+			err = offErr
+		}
+		if offErr := output.SetOn(false); err == nil {
+			err = offErr
+		}
+	}()
+	last := first
+	for i := range steps {
+		volts := voltsMax * float64(i) / float64(steps-1)
+		if err := psu.SetVoltage(volts); err != nil {
+			return err
+		}
+		time.Sleep(settle) // a WASI sleep: cancellable, like labd.SleepMs
+		if last, err = thermo.Temperature(); err != nil {
+			return err
+		}
+		fmt.Printf("%4.1f V: %.2f K\n", volts, last.Value)
+		if err := labd.Result("temperature", last.Value); err != nil {
+			return err
+		}
+		if err := labd.Checkpoint(); err != nil {
+			return err
+		}
+	}
+	return labd.Result("temperature_rise", last.Value-first.Value)
+}
+
+//go:wasmexport run
+func run() int32 { return labd.Status(sweep()) }
+
+func main() {} // a reactor: labd calls run, never main

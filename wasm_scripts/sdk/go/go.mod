@@ -1,0 +1,3 @@
+module labd
+
+go 1.24
