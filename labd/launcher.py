@@ -1,7 +1,7 @@
 """Start a ``labd serve`` daemon as a child process and wait until it accepts clients.
 
-Used by ``labd demo`` and ``labd gui --sim`` (a first look without a running daemon), and
-by tests: the daemon is a separate process on purpose, so that what the client does —
+Used by ``labd demo`` (a first look without a running daemon), by benchmarks and by
+tests: the daemon is a separate process on purpose, so that what the client does —
 crash, hang, get killed — cannot touch the experiment.
 """
 

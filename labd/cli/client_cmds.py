@@ -5,17 +5,21 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections import deque
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from rich.console import Console
-from rich.live import Live
-from rich.table import Table
+from labd.cli.connection import (
+    INTERRUPTED,
+    REFUSED,
+    OutputUnwritable,
+    add_connection_arguments,
+    connect_options,
+    report_failure,
+)
 
-from capabilities import CapabilityError, FrameProducer, Movable, Readable
-from labd import records
-from labd.client import BlockingLab, ConnectionLost, NoDaemon, Restriction, connect_blocking
-from labd.errors import LabdError
+if TYPE_CHECKING:
+    from labd.client import BlockingLab
 
 STATE_STYLE = {"ready": "green", "busy": "cyan", "faulted": "bold red", "restarting": "yellow"}
 
@@ -23,13 +27,7 @@ STATE_STYLE = {"ready": "green", "busy": "cyan", "faulted": "bold red", "restart
 def register(subparsers: Any) -> None:
     def add(name: str, help: str, func: Callable[[BlockingLab, argparse.Namespace], int]) -> Any:
         p = subparsers.add_parser(name, help=help)
-        p.add_argument(
-            "--connect",
-            metavar="ADDRESS",
-            help="daemon address: socket path, HOST:PORT or tls://HOST:PORT (default: local)",
-        )
-        p.add_argument("--token", help="lab token (default: the token file next to the socket)")
-        p.add_argument("--tls-ca", help="certificate to trust for tls:// addresses")
+        add_connection_arguments(p)
         p.set_defaults(func=lambda args: _with_lab(args, func))
         return p
 
@@ -58,20 +56,23 @@ def register(subparsers: Any) -> None:
 def _with_lab(
     args: argparse.Namespace, func: Callable[[BlockingLab, argparse.Namespace], int]
 ) -> int:
+    # Imported here, not at the top: `labd --help` and the other subcommands start faster
+    # without the client's pycapnp and pyarrow.
+    from labd.client import connect_blocking
+
     try:
-        with connect_blocking(args.connect, token=args.token, tls_ca=args.tls_ca) as lab:
+        with connect_blocking(args.connect, **connect_options(args)) as lab:
             return func(lab, args)
-    except (NoDaemon, ConnectionLost, FileNotFoundError, PermissionError) as e:
-        print(f"labd: {e}", file=sys.stderr)
-        return 3
-    except (LabdError, CapabilityError) as e:
-        print(f"labd: {type(e).__name__}: {e}", file=sys.stderr)
-        return 1
     except KeyboardInterrupt:
-        return 130
+        return INTERRUPTED
+    except Exception as e:
+        return report_failure("labd", e)
 
 
 def ls(lab: BlockingLab, args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
     table = Table()
     for column in ("instrument", "driver", "state", "capabilities"):
         table.add_column(column)
@@ -83,6 +84,8 @@ def ls(lab: BlockingLab, args: argparse.Namespace) -> int:
 
 
 def status(lab: BlockingLab, args: argparse.Namespace) -> int:
+    from rich.console import Console
+
     console = Console()
     for info in lab.instruments():
         why = f" — {info.reason}" if info.reason else ""
@@ -94,6 +97,8 @@ def status(lab: BlockingLab, args: argparse.Namespace) -> int:
 
 
 def move(lab: BlockingLab, args: argparse.Namespace) -> int:
+    from capabilities import Movable
+
     stage = lab.instrument(args.name).get(Movable)
     stage.move_abs(args.position)
     print(stage.wait_settled(60.0))
@@ -101,19 +106,29 @@ def move(lab: BlockingLab, args: argparse.Namespace) -> int:
 
 
 def read(lab: BlockingLab, args: argparse.Namespace) -> int:
+    from capabilities import Readable
+
     print(lab.instrument(args.name).get(Readable).read())
     return 0
 
 
 def snap(lab: BlockingLab, args: argparse.Namespace) -> int:
+    from capabilities import FrameProducer
+    from labd import records
+
     frame = lab.instrument(args.name).get(FrameProducer).snap()
-    with open(args.output, "wb") as out:
-        out.write(records.batch_to_ipc(records.frame_to_batch(frame)))
+    try:
+        with open(args.output, "wb") as out:
+            out.write(records.batch_to_ipc(records.frame_to_batch(frame)))
+    except OSError as e:
+        raise OutputUnwritable(args.output, e) from None
     print(f"{frame.format.height}×{frame.format.width} {frame.format.dtype} → {args.output}")
     return 0
 
 
 def share(lab: BlockingLab, args: argparse.Namespace) -> int:
+    from labd.client import Restriction
+
     if args.revoke:
         lab.revoke(args.revoke)
         print("revoked")
@@ -136,14 +151,18 @@ def share(lab: BlockingLab, args: argparse.Namespace) -> int:
 
 
 def watch(lab: BlockingLab, args: argparse.Namespace) -> int:
+    from rich.live import Live
+    from rich.table import Table
+
     info = lab.instrument(args.name).info()
-    readings = [s for s in info.streams if lab_stream_kind(lab, s) == "readings"]
+    kinds = {s.name: s.kind for s in lab.streams()}
+    readings = [s for s in info.streams if kinds.get(s) == "readings"]
     if not readings:
         print(f"labd: {args.name} publishes no readings (streams: {info.streams})", file=sys.stderr)
-        return 1
+        return REFUSED
     stream = readings[0]
     end = time.monotonic() + args.seconds if args.seconds else float("inf")
-    table_rows: list[tuple[int, str]] = []
+    shown: deque[tuple[int, str]] = deque(maxlen=15)
     with lab.subscribe(stream, max_rate=10) as sub, Live(refresh_per_second=10) as live:
         last = 0
         while time.monotonic() < end:
@@ -154,15 +173,11 @@ def watch(lab: BlockingLab, args: argparse.Namespace) -> int:
             gap = f" (skipped {message.seq - last - 1})" if last and message.seq > last + 1 else ""
             last = message.seq
             for reading in message.readings():
-                table_rows.append((message.seq, f"{reading}{gap}"))
+                shown.append((message.seq, f"{reading}{gap}"))
             table = Table(title=f"{stream}")
             table.add_column("seq", justify="right")
             table.add_column("reading")
-            for seq, text in table_rows[-15:]:
+            for seq, text in shown:
                 table.add_row(str(seq), text)
             live.update(table)
     return 0
-
-
-def lab_stream_kind(lab: BlockingLab, name: str) -> str:
-    return next((s.kind for s in lab.streams() if s.name == name), "")

@@ -14,26 +14,28 @@ import argparse
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pyarrow as pa
-from rich.console import Console
-from rich.table import Table
+from labd.cli.connection import (
+    INTERRUPTED,
+    REFUSED,
+    USAGE,
+    OutputUnwritable,
+    add_connection_arguments,
+    connect_options,
+    report_failure,
+)
 
-from labd import aio
-from labd.client import ConnectionLost, NoDaemon, connect, connect_blocking
-from labd.client.replay import DataInfo
-from labd.errors import LabdError
-from labd.rings.layout import SEQ_METADATA_KEY
-from labd.rings.sizing import fmt_bytes
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from labd.client.replay import DataInfo
 
 
 def register(subparsers: Any) -> None:
     def add(name: str, help: str) -> Any:
         p = subparsers.add_parser(name, help=help)
-        p.add_argument("--connect", metavar="ADDRESS", help="daemon address (default: local)")
-        p.add_argument("--token", help="lab token (default: the token file next to the socket)")
-        p.add_argument("--tls-ca", help="certificate to trust for tls:// addresses")
+        add_connection_arguments(p)
         return p
 
     p = add("data", "where the daemon keeps each stream's data, and persistence health")
@@ -49,17 +51,26 @@ def register(subparsers: Any) -> None:
 
 
 def data(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from labd.client import connect_blocking
+
     try:
-        with connect_blocking(args.connect, token=args.token, tls_ca=args.tls_ca) as lab:
+        with connect_blocking(args.connect, **connect_options(args)) as lab:
             info = lab.data_info()
-    except (NoDaemon, ConnectionLost, FileNotFoundError, PermissionError) as e:
-        print(f"labd: {e}", file=sys.stderr)
-        return 3
+    except KeyboardInterrupt:
+        return INTERRUPTED
+    except Exception as e:
+        return report_failure("labd data", e)
     show_data_info(info, Console())
-    return 1 if any(p.error for p in info.persisted) else 0
+    return REFUSED if any(p.error for p in info.persisted) else 0
 
 
 def show_data_info(info: DataInfo, console: Console) -> None:
+    from rich.table import Table
+
+    from labd.rings.sizing import fmt_bytes
+
     where = "this machine" if info.same_host else f"{info.host} (not this machine)"
     console.print(f"daemon [bold]{info.daemon_id}[/] on {where}; rings under {info.ring_root}")
     if info.run_directory is None:
@@ -89,20 +100,20 @@ def show_data_info(info: DataInfo, console: Console) -> None:
 
 
 def replay(args: argparse.Namespace) -> int:
+    from labd import aio
+
     end = time.time() if args.end is None else args.end
     start = end - args.since if args.since is not None else args.start
     if start > end:
         print(f"labd replay: the start ({start}) is after the end ({end})", file=sys.stderr)
-        return 2
+        return USAGE
     output = Path(args.output)
     try:
         batches, rows = aio.run(_replay_to_file, args, start, end, output)
-    except (NoDaemon, ConnectionLost, FileNotFoundError, PermissionError) as e:
-        print(f"labd: {e}", file=sys.stderr)
-        return 3
-    except LabdError as e:
-        print(f"labd replay: {type(e).__name__}: {e}", file=sys.stderr)
-        return 1
+    except KeyboardInterrupt:
+        return INTERRUPTED
+    except Exception as e:
+        return report_failure("labd replay", e)
     print(f"{batches} batches, {rows} rows of {args.stream} written to {output}")
     return 0
 
@@ -110,12 +121,21 @@ def replay(args: argparse.Namespace) -> int:
 async def _replay_to_file(
     args: argparse.Namespace, start: float, end: float, output: Path
 ) -> tuple[int, int]:
+    import pyarrow as pa
+
+    from labd.client import connect
+    from labd.rings.layout import SEQ_METADATA_KEY
+
     batches = rows = 0
     async with (
-        connect(args.connect, token=args.token, tls_ca=args.tls_ca) as lab,
+        connect(args.connect, **connect_options(args)) as lab,
         lab.replay_batches(args.stream, start, end) as source,
     ):
-        with pa.OSFile(str(output), "wb") as sink, pa.ipc.new_stream(sink, source.schema) as out:
+        try:
+            sink = pa.OSFile(str(output), "wb")
+        except OSError as e:
+            raise OutputUnwritable(output, e) from None
+        with sink, pa.ipc.new_stream(sink, source.schema) as out:
             async for seq, batch in source:
                 out.write_batch(batch, custom_metadata={SEQ_METADATA_KEY: str(seq)})
                 batches += 1

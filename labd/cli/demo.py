@@ -7,31 +7,15 @@ through the real Cap'n Proto client, holding only the capabilities it needs.
 from __future__ import annotations
 
 import argparse
-import sys
-from typing import Any
+import contextlib
+from typing import TYPE_CHECKING, Any
 
-from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
+from labd.cli.connection import REFUSED, USAGE
 
-from capabilities import (
-    FrameProducer,
-    Movable,
-    Readable,
-    Switchable,
-    TemperatureSensor,
-    VoltageSource,
-)
-from labd import aio, client
-from labd.experiments import (
-    ScanPoint,
-    ScanResult,
-    SweepPoint,
-    linspace,
-    stage_scan,
-    temperature_sweep,
-)
-from labd.launcher import DaemonFailed, spawn_daemon
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from labd.experiments import ScanResult, SweepPoint
 
 
 def register(subparsers: Any) -> None:
@@ -52,22 +36,24 @@ def register(subparsers: Any) -> None:
 
 
 def demo(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from labd import aio
+    from labd.launcher import DaemonFailed, spawn_daemon
+
     console = Console()
     if args.steps < 2:
         console.print("[red]labd demo: --steps must be at least 2[/red]")
-        return 2
-    with console.status("starting labd serve with the simulated lab ..."):
-        try:
-            daemon_cm = spawn_daemon(args.config)
-            daemon = daemon_cm.__enter__()
-        except DaemonFailed as e:
-            console.print(f"[red]labd demo: the daemon did not start[/red]\n{e}")
-            return 1
-    try:
+        return USAGE
+    with contextlib.ExitStack() as stack:
+        with console.status("starting labd serve with the simulated lab ..."):
+            try:
+                daemon = stack.enter_context(spawn_daemon(args.config))
+            except DaemonFailed as e:
+                console.print(f"[red]labd demo: the daemon did not start[/red]\n{e}")
+                return REFUSED
         console.print(f"daemon ready at [bold]{daemon.address}[/bold] (pid {daemon.process.pid})")
         scan, sweep = aio.run(_experiment, daemon.address, args, console)
-    finally:
-        daemon_cm.__exit__(*sys.exc_info())
     show_scan(scan, console)
     show_sweep(sweep, console)
     return 0
@@ -76,6 +62,19 @@ def demo(args: argparse.Namespace) -> int:
 async def _experiment(
     address: str, args: argparse.Namespace, console: Console
 ) -> tuple[ScanResult, list[SweepPoint]]:
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from capabilities import (
+        FrameProducer,
+        Movable,
+        Readable,
+        Switchable,
+        TemperatureSensor,
+        VoltageSource,
+    )
+    from labd import client
+    from labd.experiments import ScanPoint, linspace, stage_scan, temperature_sweep
+
     async with client.connect(address) as lab:
         names = ", ".join(f"{i.name} ({'/'.join(i.capabilities)})" for i in await lab.instruments())
         console.print(f"instruments: {names}")
@@ -114,6 +113,8 @@ async def _experiment(
 
 
 def show_scan(result: ScanResult, console: Console) -> None:
+    from rich.table import Table
+
     table = Table(title="stage scan (meter power and camera frame at each point)")
     table.add_column(f"position ({result.unit})", justify="right")
     table.add_column(f"power ({result.power_unit})", justify="right")
@@ -136,6 +137,8 @@ def show_scan(result: ScanResult, console: Console) -> None:
 
 
 def show_sweep(points: list[SweepPoint], console: Console) -> None:
+    from rich.table import Table
+
     table = Table(title="temperature sweep (supply voltage → thermometer)")
     table.add_column("supply (V)", justify="right")
     table.add_column("temperature (K)", justify="right")

@@ -15,34 +15,49 @@ import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import trio
-from rich.console import Console
-from rich.markup import escape
-from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-from rich.table import Table
+from labd.cli.connection import (
+    INTERRUPTED,
+    REFUSED,
+    USAGE,
+    add_connection_arguments,
+    connect_options,
+    report_failure,
+)
 
-from capabilities import CapabilityError
-from labd import aio
-from labd.client import ConnectionLost, NoDaemon, connect
-from labd.client.scripts import RunHandle, RunInfo, RunLog, Scripts
-from labd.errors import LabdError
-from labd.scripting import ScriptFailed
-from labd.scripting.compile import SUPPORTED, CompileError, compile_source
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.table import Table
+
+    from labd.client.scripts import RunHandle, RunInfo, Scripts
 
 LEVEL_STYLE = {"debug": "dim", "info": "", "warn": "yellow", "error": "bold red"}
 PROGRESS_INTERVAL_S = 0.25
+LANGUAGES = "{languages}"
+"""Stands for the file types ``labd run`` compiles, in its help text."""
+
+
+class _HelpListingLanguages(argparse.HelpFormatter):
+    """Fills in :data:`LANGUAGES` only when help is shown: the list comes from
+    :mod:`labd.scripting.compile`, which imports wasmtime (~90 ms) -- too slow to pay on
+    every ``labd`` start just to build the parser."""
+
+    def format_help(self) -> str:
+        from labd.scripting.compile import SUPPORTED
+
+        return super().format_help().replace(LANGUAGES, ", ".join(SUPPORTED))
 
 
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "run",
         help="compile, upload and run a WebAssembly script on the daemon",
-        description="Compile FILE if needed (" + ", ".join(SUPPORTED) + "), upload it to the"
-        " daemon and run it there with live log lines. Ctrl-C cancels the run.",
+        description=f"Compile FILE if needed ({LANGUAGES}), upload it to the daemon and run"
+        " it there with live log lines. Ctrl-C cancels the run.",
+        formatter_class=_HelpListingLanguages,
     )
-    p.add_argument("file", help="script source or module (" + ", ".join(SUPPORTED) + ")")
+    p.add_argument("file", help=f"script source or module ({LANGUAGES})")
     p.add_argument("--name", help="name to upload it under (default: the file's stem)")
     p.add_argument(
         "--arg", action="append", default=[], metavar="KEY=VALUE", help="script argument"
@@ -58,13 +73,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--fuel", type=_count, help="instruction budget (e.g. 1e10)")
     p.add_argument("--deadline", type=float, metavar="SECONDS", help="wall-clock limit")
     p.add_argument("--memory", type=float, metavar="MIB", help="linear memory limit in MiB")
-    p.add_argument(
-        "--connect",
-        metavar="ADDRESS",
-        help="daemon address: socket path, HOST:PORT or tls://HOST:PORT (default: local)",
-    )
-    p.add_argument("--token", help="lab token (default: the token file next to the socket)")
-    p.add_argument("--tls-ca", help="certificate to trust for tls:// addresses")
+    add_connection_arguments(p)
     p.set_defaults(func=run_command)
 
 
@@ -87,6 +96,14 @@ class Outcome:
 
 
 def run_command(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.markup import escape
+
+    from capabilities import CapabilityError
+    from labd import aio
+    from labd.scripting import ScriptFailed
+    from labd.scripting.compile import CompileError, compile_source
+
     err = Console(stderr=True)
     try:
         script_args = parse_args(args.arg)
@@ -94,7 +111,7 @@ def run_command(args: argparse.Namespace) -> int:
         module = compile_source(args.file)
     except (ValueError, CompileError) as e:
         err.print(f"labd run: {escape(str(e))}")
-        return 2
+        return USAGE
     memory = int(args.memory * 2**20) if args.memory else None
     outcome = Outcome()
     console = Console()
@@ -106,17 +123,16 @@ def run_command(args: argparse.Namespace) -> int:
         run = f"run {outcome.info.id} " if outcome.info else ""
         what = "cancelled on the daemon" if outcome.cancelled_by_us else "not started"
         err.print(f"labd run: interrupted; {run}{what}")
-        return 130
+        return INTERRUPTED
     except ScriptFailed as e:
         label = outcome.info.label if outcome.info else f"script {name!r}"
         err.print(f"labd run: {escape(label)} failed: {e.code}: {escape(e.message)}")
-        return 1
-    except (NoDaemon, ConnectionLost, FileNotFoundError, PermissionError) as e:
-        err.print(f"labd run: {escape(str(e))}")
-        return 3
-    except (LabdError, CapabilityError) as e:
+        return REFUSED
+    except CapabilityError as e:  # the daemon refused the arguments: grants, limits
         err.print(f"labd run: {type(e).__name__}: {escape(str(e))}")
-        return 2 if isinstance(e, CapabilityError) else 1
+        return USAGE
+    except Exception as e:
+        return report_failure("labd run", e)
     return 0
 
 
@@ -145,7 +161,11 @@ async def follow_run(
     console: Console,
     outcome: Outcome,
 ) -> None:
-    async with connect(args.connect, token=args.token, tls_ca=args.tls_ca) as lab:
+    import trio
+
+    from labd.client import connect
+
+    async with connect(args.connect, **connect_options(args)) as lab:
         scripts = await lab.scripts()
         version = await install(scripts, name, module, console)
         # Shielded: a Ctrl-C right now must not leave a run we hold no handle on.
@@ -183,6 +203,12 @@ async def install(scripts: Scripts, name: str, module: bytes, console: Console) 
 
 async def watch(run: RunHandle, console: Console, outcome: Outcome) -> None:
     """Print log lines as they come under a progress line, until the run ends."""
+    import trio
+    from rich.markup import escape
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    from labd.client.scripts import RunLog
+
     assert outcome.info is not None
     label = outcome.info.label
     started = time.monotonic()
@@ -223,6 +249,8 @@ async def watch(run: RunHandle, console: Console, outcome: Outcome) -> None:
 
 
 def results_table(info: RunInfo | None, reported: list[Any], last: dict[str, float]) -> Table:
+    from rich.table import Table
+
     counts: dict[str, int] = {}
     for result in reported:
         counts[result.name] = counts.get(result.name, 0) + 1

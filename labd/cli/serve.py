@@ -4,18 +4,30 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import logging
 import os
 import signal
 import sys
-from typing import Any
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
 
-import trio
+from labd.cli.connection import REFUSED, USAGE
+from labd.rpc.server import add_rpc_arguments
 
-from labd import aio
-from labd.config import LabConfig, default_config, load_config
-from labd.daemon import Daemon
-from labd.errors import ConfigError
-from labd.rpc.server import add_rpc_arguments, rpc_options, serve_rpc
+if TYPE_CHECKING:
+    from labd.config import LabConfig
+    from labd.daemon import Daemon
+
+log = logging.getLogger("labd")
+
+#: What a daemon that cannot start raises: a port in use, an unwritable socket directory,
+#: a certificate that does not load, a daemon id taken by a running daemon. Anything else
+#: is a bug and keeps its traceback.
+STARTUP_PROBLEMS: tuple[type[Exception], ...] = (OSError, ValueError, RuntimeError)
+
+
+class StartupFailed(Exception):
+    """The daemon could not start; the message says why, one problem per line."""
 
 
 def register(subparsers: Any) -> None:
@@ -26,18 +38,37 @@ def register(subparsers: Any) -> None:
 
 
 def read_config(path: str | None) -> LabConfig:
+    from labd.config import default_config, load_config
+
     return default_config() if path is None else load_config(path)
 
 
 def serve(args: argparse.Namespace) -> int:
+    from labd import aio
+    from labd.daemon import Daemon
+    from labd.errors import ConfigError
+    from labd.rpc.server import rpc_options
+
     try:
         config = read_config(args.config)
     except ConfigError as e:
         print(f"labd: {e}", file=sys.stderr)
-        return 2
+        return USAGE
+    for option in ("tls_cert", "tls_key"):
+        path = getattr(args, option)
+        if path is not None and not os.access(path, os.R_OK):
+            flag = "--" + option.replace("_", "-")
+            print(f"labd serve: {flag} {path}: no such readable file", file=sys.stderr)
+            return USAGE
     rpc = rpc_options(args)
     daemon = Daemon(config, daemon_id=daemon_id_for(rpc["socket_path"]))
-    aio.run(run_until_signal, daemon, rpc, handle_signals=False)
+    try:
+        aio.run(run_until_signal, daemon, rpc, handle_signals=False)
+    except StartupFailed as e:
+        log.debug("startup failed", exc_info=e.__cause__)
+        for line in str(e).splitlines():
+            print(f"labd serve: {line}", file=sys.stderr)
+        return REFUSED
     return 0
 
 
@@ -52,21 +83,60 @@ def daemon_id_for(socket_path: str | None) -> str:
 
 
 async def run_until_signal(daemon: Daemon, rpc: dict[str, Any]) -> None:
-    """Run ``daemon`` until SIGINT or SIGTERM, then unwind so every driver is closed."""
-    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-        async with trio.open_nursery() as nursery:
-            await nursery.start(daemon.run)
-            await nursery.start(
-                lambda task_status: serve_rpc(daemon, **rpc, task_status=task_status)
-            )
-            print("labd: ready", file=sys.stderr, flush=True)
-            async for signum in signals:
-                print(
-                    f"labd: {signal.Signals(signum).name}: shutting down",
-                    file=sys.stderr,
-                    flush=True,
+    """Run ``daemon`` until SIGINT or SIGTERM, then unwind so every driver is closed.
+
+    Raises :class:`StartupFailed` when the daemon or its RPC server cannot start for a
+    reason the person starting it can fix (see :data:`STARTUP_PROBLEMS`).
+    """
+    import trio
+
+    from labd.errors import LabdError
+    from labd.rpc.server import serve_rpc
+
+    ready = False
+    try:
+        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            async with trio.open_nursery() as nursery:
+                await nursery.start(daemon.run)
+                await nursery.start(
+                    lambda task_status: serve_rpc(daemon, **rpc, task_status=task_status)
                 )
-                nursery.cancel_scope.cancel()
-                break
+                ready = True
+                print("labd: ready", file=sys.stderr, flush=True)
+                async for signum in signals:
+                    print(
+                        f"labd: {signal.Signals(signum).name}: shutting down",
+                        file=sys.stderr,
+                        flush=True,
+                    )
+                    nursery.cancel_scope.cancel()
+                    break
+    except Exception as e:
+        problems = list(_leaves(e))
+        if ready or not all(isinstance(p, (*STARTUP_PROBLEMS, LabdError)) for p in problems):
+            raise
+        raise StartupFailed("\n".join(map(_describe, problems))) from e
     for handle in daemon.supervisor.handles():
         print(f"labd: {handle.name}: {handle.state.value}", file=sys.stderr, flush=True)
+
+
+def _describe(problem: BaseException) -> str:
+    import ssl
+
+    if isinstance(problem, ssl.SSLError):
+        return (
+            f"the TLS certificate does not load ({problem}): --tls-cert takes a PEM"
+            " certificate chain, --tls-key its PEM private key"
+        )
+    if isinstance(problem, OSError) and problem.filename is not None:
+        return f"{problem.filename}: {problem.strerror}"
+    return str(problem)
+
+
+def _leaves(error: BaseException) -> Iterator[BaseException]:
+    """The exceptions in ``error``, with exception groups (nurseries) flattened."""
+    if isinstance(error, BaseExceptionGroup):
+        for inner in error.exceptions:
+            yield from _leaves(inner)
+    else:
+        yield error

@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -36,3 +37,26 @@ def test_signal_shuts_down_and_closes_every_driver(sig: signal.Signals) -> None:
     assert f"{sig.name}: shutting down" in out
     for name in ("stage", "meter", "camera", "thermo", "psu"):
         assert f"{name}: stopped" in out, out
+
+
+def test_a_bad_config_is_one_line_and_status_2(tmp_path: Path) -> None:
+    config = tmp_path / "lab.toml"
+    config.write_text('[instruments.stage]\ndriver = "sim.stag"\n')
+    result = subprocess.run(
+        [sys.executable, "-m", "labd", "serve", "--config", str(config)],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert result.stderr.startswith(f"labd: {config}:2: instruments.stage.driver: unknown driver")
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+def test_a_daemon_that_cannot_start_says_why_without_a_traceback(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "labd", "serve", "--socket", str(tmp_path / "labd.sock"),
+         "--listen", "not-a-host-port"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr, result.stderr
+    assert "labd serve: --listen takes HOST:PORT" in result.stderr
