@@ -18,10 +18,9 @@ class LabdError(Exception):
 
 
 class UnknownInstrument(LabdError, LookupError):
-    code = "unknown-instrument"
+    """No instrument has that name; the message lists the ones there are."""
 
-    def __str__(self) -> str:  # LookupError would add quotes around the message
-        return str(self.args[0]) if self.args else "unknown instrument"
+    code = "unknown-instrument"
 
 
 class CapabilityMissing(LabdError):
@@ -54,10 +53,9 @@ class CallTimeout(LabdError):
 
 
 class UnknownStream(LabdError, LookupError):
-    code = "unknown-stream"
+    """No stream has that name; the message lists the ones there are."""
 
-    def __str__(self) -> str:  # LookupError would add quotes around the message
-        return str(self.args[0]) if self.args else "unknown stream"
+    code = "unknown-stream"
 
 
 class ConfigError(LabdError):

@@ -44,7 +44,6 @@ class RingLapped(RingError):
 
 
 class RingNotFound(RingError, LookupError):
-    code = "ring-not-found"
+    """No ring, or more than one, matches the stream asked for; the message says which."""
 
-    def __str__(self) -> str:
-        return str(self.args[0]) if self.args else "ring not found"
+    code = "ring-not-found"

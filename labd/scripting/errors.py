@@ -17,10 +17,9 @@ class ScriptError(LabdError):
 
 
 class UnknownScript(ScriptError, LookupError):
-    code = "unknown-script"
+    """No script (or version of it) has that name in the store."""
 
-    def __str__(self) -> str:  # LookupError would add quotes around the message
-        return str(self.args[0]) if self.args else "unknown script"
+    code = "unknown-script"
 
 
 class ScriptInvalid(ScriptError):
