@@ -24,6 +24,7 @@ from __future__ import annotations
 import os
 import re
 import tomllib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -33,7 +34,10 @@ from drivers.registry import DRIVERS, UnknownDriver, driver_class, parameter_nam
 from labd.errors import ConfigError
 
 #: Keys of an instrument table that belong to the daemon, not to the driver.
-DAEMON_KEYS = {"driver", "poll_hz", "frame_fps", "call_timeout_s", "enabled"}
+DAEMON_KEYS = {"driver", "poll_hz", "frame_fps", "call_timeout_s"}
+
+#: The keys of the [daemon] table.
+DAEMON_TABLE_KEYS = ("retention_s", "data_dir", "ring_memory_mb")
 
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]*$")
 
@@ -125,35 +129,18 @@ def parse_config(text: str, *, source: str = "<string>", base_dir: Path | None =
         checker.fail("instruments", "no instruments configured", "add an [instruments.NAME] table")
 
     specs = [checker.instrument(name, table) for name, table in instruments.items()]
-    try:
-        policy = RestartPolicy(**restart)
-    except TypeError:
-        accepted = ", ".join(RestartPolicy.__dataclass_fields__)
-        checker.fail("restart", "unknown key in [restart]", f"accepted keys: {accepted}")
+    policy = checker.restart_policy(restart)
+    checker.known_keys("daemon", daemon, DAEMON_TABLE_KEYS)
     data_dir = daemon.get("data_dir")
     if data_dir is not None:
         data_dir = Path(os.path.expanduser(str(data_dir)))
         if base_dir is not None and not data_dir.is_absolute():
             data_dir = base_dir / data_dir
-    daemon_keys = ("retention_s", "data_dir", "ring_memory_mb")
-    unknown = set(daemon) - set(daemon_keys)
-    if unknown:
-        checker.fail(
-            f"daemon.{sorted(unknown)[0]}",
-            "unknown key",
-            f"accepted keys: {', '.join(daemon_keys)}",
-        )
-    ring_mb = daemon.get("ring_memory_mb", 1024)
-    if not isinstance(ring_mb, int | float) or isinstance(ring_mb, bool) or ring_mb <= 0:
-        checker.fail(
-            "daemon.ring_memory_mb",
-            f"must be a positive number, got {ring_mb!r}",
-            "for example ring_memory_mb = 1024",
-        )
+    ring_mb = checker.number("daemon.ring_memory_mb", daemon.get("ring_memory_mb", 1024))
     return LabConfig(
         instruments=specs,
         restart=policy,
-        retention_s=float(daemon.get("retention_s", 300.0)),
+        retention_s=checker.number("daemon.retention_s", daemon.get("retention_s", 300.0)),
         data_dir=data_dir,
         ring_memory_bytes=int(ring_mb * (1 << 20)),
         source=source,
@@ -185,24 +172,62 @@ class _Checker:
         return value
 
     def line_of(self, key: str) -> int | None:
+        """The line of ``key`` ("instruments.stage.velocity", "daemon.retention_s"): the
+        line of the deepest table header it is under, then of the key's own line in it."""
         parts = key.split(".")
-        # The table header, then the last key inside it (or the key itself at top level).
-        header = re.compile(r"^\s*\[+\s*" + r"\s*\.\s*".join(map(re.escape, parts[:2])) + r"\s*\]+")
-        start = next((i for i, line in enumerate(self.lines) if header.match(line)), None)
-        if start is None or len(parts) <= 2:
-            return None if start is None else start + 1
+        for depth in range(len(parts), 0, -1):
+            header = self._header_line(parts[:depth])
+            if header is not None:
+                break
+        else:
+            return None
+        if depth == len(parts):
+            return header + 1
         leaf = re.compile(r"^\s*" + re.escape(parts[-1]) + r"\s*=")
-        for i in range(start + 1, len(self.lines)):
-            if self.lines[i].lstrip().startswith("[") and i > start:
+        for i in range(header + 1, len(self.lines)):
+            if self.lines[i].lstrip().startswith("["):
                 break
             if leaf.match(self.lines[i]):
                 return i + 1
-        return start + 1
+        return header + 1
+
+    def _header_line(self, table: list[str]) -> int | None:
+        header = re.compile(r"^\s*\[+\s*" + r"\s*\.\s*".join(map(re.escape, table)) + r"\s*\]+")
+        return next((i for i, line in enumerate(self.lines) if header.match(line)), None)
 
     def fail(self, key: str, problem: str, hint: str) -> NoReturn:
         line = self.line_of(key)
         where = f"{self.source}:{line}" if line else self.source
         raise ConfigError(f"{where}: {key}: {problem}. Hint: {hint}")
+
+    def number(self, key: str, value: Any, *, positive: bool = True) -> float:
+        """``value`` as a float; a ConfigError unless it is a number > 0 (or >= 0)."""
+        is_number = isinstance(value, int | float) and not isinstance(value, bool)
+        if not (is_number and (value > 0 if positive else value >= 0)):
+            self.fail(
+                key,
+                f"must be a {'positive' if positive else 'non-negative'} number, got {value!r}",
+                f"for example {key.rpartition('.')[2]} = 10",
+            )
+        return float(value)
+
+    def known_keys(self, table: str, values: dict[str, Any], accepted: Sequence[str]) -> None:
+        unknown = sorted(set(values) - set(accepted))
+        if unknown:
+            self.fail(
+                f"{table}.{unknown[0]}", "unknown key", f"accepted keys: {', '.join(accepted)}"
+            )
+
+    def restart_policy(self, table: dict[str, Any]) -> RestartPolicy:
+        self.known_keys("restart", table, tuple(RestartPolicy.__dataclass_fields__))
+        values: dict[str, Any] = {
+            k: self.number(f"restart.{k}", v, positive=False) for k, v in table.items()
+        }
+        if "max_restarts" in values:
+            if not values["max_restarts"].is_integer():
+                self.fail("restart.max_restarts", "must be a whole number", "max_restarts = 5")
+            values["max_restarts"] = int(values["max_restarts"])
+        return RestartPolicy(**values)
 
     def table(self, doc: dict[str, Any], key: str) -> dict[str, Any]:
         value = doc.get(key, {})
@@ -228,17 +253,12 @@ class _Checker:
                 f'add driver = "..." (one of: {", ".join(sorted(DRIVERS))})',
             )
         params = {k: self.resolve(v) for k, v in table.items() if k not in DAEMON_KEYS}
-        numbers: dict[str, float] = {}
-        for k in ("poll_hz", "frame_fps", "call_timeout_s"):
-            if k in table:
-                v = table[k]
-                if not isinstance(v, int | float) or isinstance(v, bool) or v < 0:
-                    self.fail(
-                        f"{key}.{k}",
-                        f"must be a non-negative number, got {v!r}",
-                        f"for example {k} = 10",
-                    )
-                numbers[k] = float(v)
+        # A rate of 0 turns a stream off; a call timeout of 0 would fault every call.
+        numbers = {
+            k: self.number(f"{key}.{k}", table[k], positive=k == "call_timeout_s")
+            for k in ("poll_hz", "frame_fps", "call_timeout_s")
+            if k in table
+        }
         try:
             cls = driver_class(driver)
         except UnknownDriver as e:

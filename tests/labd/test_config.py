@@ -85,3 +85,21 @@ def test_example_mixed_lab_loads() -> None:
     config = load_config(Path(__file__).parents[2] / "docs" / "examples" / "mixed-lab.toml")
     dmm = next(s for s in config.instruments if s.name == "dmm")
     assert Path(dmm.params["visa_library"].removesuffix("@sim")).is_file()
+
+
+def test_daemon_and_restart_values_are_checked_with_their_line() -> None:
+    stage = '[instruments.stage]\ndriver = "sim.stage"\n'
+    with pytest.raises(ConfigError, match=r"lab.toml:2: daemon.retention_s: must be a positive"):
+        parse_config('[daemon]\nretention_s = "long"\n' + stage, source="lab.toml")
+    with pytest.raises(ConfigError, match=r":3: restart.max_retries: unknown key.*max_restarts"):
+        parse_config("[restart]\nwindow_s = 60\nmax_retries = 3\n" + stage, source="lab.toml")
+    with pytest.raises(ConfigError, match="restart.window_s: must be a non-negative number"):
+        parse_config('[restart]\nwindow_s = "1 min"\n' + stage)
+    with pytest.raises(ConfigError, match="restart.max_restarts: must be a whole number"):
+        parse_config("[restart]\nmax_restarts = 2.5\n" + stage)
+    assert parse_config("[restart]\nmax_restarts = 2\n" + stage).restart.max_restarts == 2
+
+
+def test_a_call_timeout_of_zero_is_refused() -> None:
+    with pytest.raises(ConfigError, match="call_timeout_s: must be a positive number"):
+        parse_config('[instruments.stage]\ndriver = "sim.stage"\ncall_timeout_s = 0\n')
