@@ -206,12 +206,14 @@ def _go_command() -> tuple[str, Path | None]:
 
 
 def _assemblyscript(source: Path, out: Path, tmp: Path) -> None:
+    sdk = sdk_dir() / "assemblyscript"
     _run(
         [
-            _asc_command(), str(source), "--path", str(sdk_dir() / "assemblyscript"),
+            _asc_command(), str(source), "--path", str(sdk),
+            "--lib", os.path.relpath(sdk / "runtime", source.parent),  # asc mangles absolute ones
             # run() is called after _initialize, so top-level code can use the host imports;
             # aborts (failed asserts, throws) go to the run's log instead of importing env.abort.
-            "--exportStart", "_initialize", "--use", "abort=~lib/labd/index/abort",
+            "--exportStart", "_initialize", "--use", "abort=labdAbort",
             "-O3", "--noColors", "-o", str(out),
         ],
         source,

@@ -2,7 +2,7 @@
 //
 // Build a script against it (`labd run scan.ts` does this for you):
 //   npx asc scan.ts --path wasm_scripts/sdk/assemblyscript --exportStart _initialize \
-//       --use abort=~lib/labd/index/abort -O3 -o scan.wasm
+//       --lib wasm_scripts/sdk/assemblyscript/runtime --use abort=labdAbort -O3 -o scan.wasm
 // The script exports `export function run(): i32`.
 //
 // AssemblyScript has no exceptions (a `throw` aborts the whole module), so calls return
@@ -301,11 +301,4 @@ export class Switchable extends Capability {
   isOn(): i32 {
     return raw.switch_get(this.handle);
   }
-}
-
-/** AssemblyScript's abort (a failed assert, a throw, an out-of-bounds index): say where
- *  in the run's log, then trap. Wired in with `--use abort=~lib/labd/index/abort`. */
-export function abort(message: string | null, file: string | null, line: u32, column: u32): void {
-  log(ERROR, "abort: " + (message || "") + " at " + (file || "?") + ":" + line.toString() + ":" + column.toString());
-  unreachable();
 }
