@@ -13,6 +13,7 @@ nanoseconds) and flushed every :data:`FLUSH_INTERVAL_S` or :data:`MAX_ROWS` rows
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from functools import partial
 
 import trio
 
@@ -40,7 +41,6 @@ async def poll_readings(
     stream: Stream,
     method: str,
     hz: float,
-    interval: float = FLUSH_INTERVAL_S,
 ) -> None:
     """Call ``method`` ``hz`` times a second and publish the readings in batches."""
     pending: list[Reading] = []
@@ -52,7 +52,7 @@ async def poll_readings(
         if isinstance(reading, Reading):
             pending.append(reading)
         now = trio.current_time()
-        if pending and (now - last_flush >= interval or len(pending) >= MAX_ROWS):
+        if pending and (now - last_flush >= FLUSH_INTERVAL_S or len(pending) >= MAX_ROWS):
             stream.publish(readings_to_batch(pending))
             pending = []
             last_flush = now
@@ -94,15 +94,8 @@ def plan(
             for capability, (suffix, method) in READING_SOURCES.items():
                 if capability in handle.capabilities:
                     stream = hub.create(f"{handle.name}/{suffix}", READING_SCHEMA, "readings")
-                    loops.append(_bind(poll_readings, handle, stream, method, spec.poll_hz))
+                    loops.append(partial(poll_readings, handle, stream, method, spec.poll_hz))
         if spec.frame_fps > 0 and "FrameProducer" in handle.capabilities:
             stream = hub.create(f"{handle.name}/frames", FRAME_SCHEMA, "frames")
-            loops.append(_bind(stream_frames, handle, stream, spec.frame_fps))
+            loops.append(partial(stream_frames, handle, stream, spec.frame_fps))
     return loops
-
-
-def _bind(fn: Callable[..., Awaitable[None]], *args: object) -> Callable[[], Awaitable[None]]:
-    async def loop() -> None:
-        await fn(*args)
-
-    return loop

@@ -43,9 +43,6 @@ class Stream:
         self._changed = trio.Event()
         return self.seq
 
-    def latest(self) -> tuple[int, pa.RecordBatch] | None:
-        return None if self._latest is None else (self.seq, self._latest)
-
     async def wait_newer(self, seq: int) -> tuple[int, pa.RecordBatch]:
         """The newest batch with a sequence number above ``seq`` (waits for one)."""
         while self.seq <= seq or self._latest is None:
@@ -62,22 +59,13 @@ class StreamHub:
 
     def __init__(self) -> None:
         self._streams: dict[str, Stream] = {}
-        self._on_create: list[Callable[[Stream], None]] = []
 
     def create(self, name: str, schema: pa.Schema, kind: str) -> Stream:
         if name in self._streams:
             raise ValueError(f"stream {name!r} already exists")
         stream = Stream(name, schema, kind)
         self._streams[name] = stream
-        for hook in self._on_create:
-            hook(stream)
         return stream
-
-    def on_create(self, hook: Callable[[Stream], None]) -> None:
-        """Run ``hook`` for every stream, existing and future (e.g. to attach a ring)."""
-        self._on_create.append(hook)
-        for stream in self._streams.values():
-            hook(stream)
 
     def stream(self, name: str) -> Stream:
         try:

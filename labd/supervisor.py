@@ -352,9 +352,7 @@ class _Owner:
                 except (InvalidRequest, WaitTimeout, MeasurementInvalid) as e:
                     request.finish(outcome.Error(e))
                     return None
-                except trio.Cancelled:
-                    raise
-                except Exception as e:
+                except Exception as e:  # trio.Cancelled is a BaseException: it passes
                     reason = f"{request.method}() raised {_describe(e)}"
                     error = (
                         e

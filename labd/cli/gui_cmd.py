@@ -90,7 +90,9 @@ def simulated_lab(timeout: float = 30.0) -> Iterator[Path]:
                 if daemon.poll() is not None:
                     raise SystemExit(f"labd gui --sim: the daemon exited ({daemon.returncode})")
                 if time.monotonic() > deadline:
-                    raise SystemExit(f"labd gui --sim: the daemon did not start within {timeout:g} s")
+                    raise SystemExit(
+                        f"labd gui --sim: the daemon did not start within {timeout:g} s"
+                    )
                 time.sleep(0.05)
             yield socket_path
         finally:
