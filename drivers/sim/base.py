@@ -60,5 +60,17 @@ class SimInstrument:
 def check_positive(owner: str, **values: float) -> None:
     """Reject non-positive physical parameters at construction, naming the parameter."""
     for param, value in values.items():
-        if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+        if not _is_number(value) or not value > 0:
             raise ValueError(f"{owner}: {param} must be a number > 0, got {value!r}")
+
+
+def check_non_negative(owner: str, **values: float) -> None:
+    """Reject negative amplitudes, noises and offsets at construction, naming the parameter."""
+    for param, value in values.items():
+        if not _is_number(value) or not value >= 0:
+            raise ValueError(f"{owner}: {param} must be a number >= 0, got {value!r}")
+
+
+def _is_number(value: object) -> bool:
+    # TOML gives bools and strings as readily as numbers; `True > 0` must not pass.
+    return isinstance(value, int | float) and not isinstance(value, bool)

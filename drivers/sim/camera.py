@@ -17,7 +17,7 @@ from capabilities import (
     Roi,
     now,
 )
-from drivers.sim.base import SimInstrument, check_positive
+from drivers.sim.base import SimInstrument, check_non_negative, check_positive
 from drivers.sim.sensor import Sensor, SensorParams
 from drivers.sim.world import POSITION, SENSOR_TEMPERATURE
 
@@ -92,16 +92,15 @@ class SimCamera(SimInstrument):
             cooling_time_constant=cooling_time_constant,
             stable_band=stable_band,
         )
-        for param, value in (
-            ("bias", bias),
-            ("read_noise", read_noise),
-            ("dark_current", dark_current),
-            ("background_rate", background_rate),
-            ("spot_peak_rate", spot_peak_rate),
-            ("drift_amplitude", drift_amplitude),
-        ):
-            if not value >= 0:
-                raise ValueError(f"{owner}: {param} must be >= 0, got {value!r}")
+        check_non_negative(
+            owner,
+            bias=bias,
+            read_noise=read_noise,
+            dark_current=dark_current,
+            background_rate=background_rate,
+            spot_peak_rate=spot_peak_rate,
+            drift_amplitude=drift_amplitude,
+        )
         _EXPOSURE.check(exposure, f"{owner}: exposure")
         _COOLING_TARGET.check(cooling_target, f"{owner}: cooling_target")
         self._params = SensorParams(

@@ -8,7 +8,7 @@ import numpy as np
 import trio
 
 from capabilities import Reading
-from drivers.sim.base import SimInstrument, check_positive
+from drivers.sim.base import SimInstrument, check_non_negative, check_positive
 from drivers.sim.world import POSITION
 
 
@@ -47,14 +47,13 @@ class SimPowerMeter(SimInstrument):
         )
         owner = f"sim.power_meter {name!r}"
         check_positive(owner, width=width, peak_power=peak_power)
-        for param, value in (
-            ("background", background),
-            ("noise", noise),
-            ("noise_floor", noise_floor),
-            ("integration_time", integration_time),
-        ):
-            if not value >= 0:
-                raise ValueError(f"{owner}: {param} must be >= 0, got {value!r}")
+        check_non_negative(
+            owner,
+            background=background,
+            noise=noise,
+            noise_floor=noise_floor,
+            integration_time=integration_time,
+        )
         self._stage = stage
         self._centre = float(centre)
         self._width = float(width)
@@ -63,13 +62,7 @@ class SimPowerMeter(SimInstrument):
         self._noise = float(noise)
         self._noise_floor = float(noise_floor)
         self._integration = float(integration_time)
-        self._seed = seed
-        self._rng: np.random.Generator | None = None
-
-    async def open(self) -> None:
-        await super().open()
-        if self._rng is None:
-            self._rng = np.random.default_rng(self._seed)
+        self._rng = np.random.default_rng(seed)
 
     async def read(self) -> Reading:
         await self._call("read")
@@ -80,6 +73,5 @@ class SimPowerMeter(SimInstrument):
         signal = (
             self._peak * math.exp(-2 * ((x - self._centre) / self._width) ** 2) + self._background
         )
-        assert self._rng is not None
         sigma = math.hypot(self._noise * signal, self._noise_floor)
         return Reading(signal + sigma * float(self._rng.standard_normal()), "W")

@@ -8,7 +8,7 @@ import numpy as np
 import trio
 
 from capabilities import Limits, Reading, SupplyReadback
-from drivers.sim.base import SimInstrument, check_positive
+from drivers.sim.base import SimInstrument, check_non_negative, check_positive
 from drivers.sim.world import HEATING_POWER, SUPPLY_SETTINGS, StepHistory
 
 
@@ -64,8 +64,7 @@ class SimPowerSupply(SimInstrument):
         check_positive(
             owner, max_voltage=max_voltage, max_current=max_current, load_resistance=load_resistance
         )
-        if not (voltage_noise >= 0 and current_noise >= 0):
-            raise ValueError(f"{owner}: voltage_noise and current_noise must be >= 0")
+        check_non_negative(owner, voltage_noise=voltage_noise, current_noise=current_noise)
         self._voltage_range = Limits(0.0, float(max_voltage), "V")
         self._current_range = Limits(0.0, float(max_current), "A")
         self._voltage = self._voltage_range.check(float(voltage), f"{owner}: voltage")
@@ -73,14 +72,11 @@ class SimPowerSupply(SimInstrument):
         self._load = float(load_resistance)
         self._on = bool(output)
         self._noise = (float(voltage_noise), float(current_noise))
-        self._seed = seed
-        self._rng: np.random.Generator | None = None
+        self._rng = np.random.default_rng(seed)
         self._power: StepHistory | None = None
 
     async def open(self) -> None:
         await super().open()
-        if self._rng is None:
-            self._rng = np.random.default_rng(self._seed)
         # A restarted driver finds the supply as the previous one left it.
         settings = self.world.get(self.name, SUPPLY_SETTINGS)
         if settings is not None:
@@ -115,7 +111,6 @@ class SimPowerSupply(SimInstrument):
     async def readback(self) -> SupplyReadback:
         await self._call("readback")
         out = self._output()
-        assert self._rng is not None
         volts = out.volts + self._noise[0] * float(self._rng.standard_normal()) if self._on else 0.0
         amps = out.amps + self._noise[1] * float(self._rng.standard_normal()) if self._on else 0.0
         return SupplyReadback(Reading(volts, "V"), Reading(amps, "A"), out.in_compliance)

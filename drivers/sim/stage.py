@@ -7,7 +7,7 @@ import math
 import trio
 
 from capabilities import DeviceDisconnected, InvalidRequest, Limits, Reading, WaitTimeout
-from drivers.sim.base import SimInstrument, check_positive
+from drivers.sim.base import SimInstrument, check_non_negative, check_positive
 from drivers.sim.motion import Move, Settling, at_rest, plan_move, plan_stop
 from drivers.sim.world import POSITION
 
@@ -58,8 +58,7 @@ class SimStage(SimInstrument):
             raise ValueError(
                 f"{owner}: low_limit {low_limit} must be below high_limit {high_limit}"
             )
-        if settle_time < 0 or overshoot < 0:
-            raise ValueError(f"{owner}: settle_time and overshoot must be >= 0")
+        check_non_negative(owner, settle_time=settle_time, overshoot=overshoot)
         self._limits = Limits(float(low_limit), float(high_limit), unit)
         self._limits.check(position, f"{owner}: initial position")
         self._initial = float(position)

@@ -8,7 +8,7 @@ import numpy as np
 import trio
 
 from capabilities import Reading
-from drivers.sim.base import SimInstrument, check_positive
+from drivers.sim.base import SimInstrument, check_non_negative, check_positive
 from drivers.sim.world import HEATING_POWER, SAMPLE_HEAT
 
 
@@ -53,28 +53,24 @@ class SimThermometer(SimInstrument):
             drift_period=drift_period,
             thermal_time_constant=thermal_time_constant,
         )
-        for param, value in (
-            ("drift_amplitude", drift_amplitude),
-            ("noise", noise),
-            ("thermal_resistance", thermal_resistance),
-        ):
-            if not value >= 0:
-                raise ValueError(f"{owner}: {param} must be >= 0, got {value!r}")
+        check_non_negative(
+            owner,
+            drift_amplitude=drift_amplitude,
+            noise=noise,
+            thermal_resistance=thermal_resistance,
+        )
         self._base = float(temperature)
         self._drift = (float(drift_amplitude), float(drift_period))
         self._noise = float(noise)
         self._supply = supply
         self._r_th = float(thermal_resistance)
         self._tau = float(thermal_time_constant)
-        self._seed = seed
-        self._rng: np.random.Generator | None = None
+        self._rng = np.random.default_rng(seed)
         self._heat = 0.0  # ΔT above the base, in kelvin, as of self._heat_time
         self._heat_time = 0.0
 
     async def open(self) -> None:
         await super().open()
-        if self._rng is None:
-            self._rng = np.random.default_rng(self._seed)
         # The sample keeps its heat while a thermometer driver is restarted.
         resumed = self.world.get(self.name, SAMPLE_HEAT)
         self._heat_time, self._heat = resumed or (trio.current_time(), 0.0)
@@ -92,7 +88,6 @@ class SimThermometer(SimInstrument):
         self._heat_time = t
         self.world.publish(self.name, SAMPLE_HEAT, (t, self._heat))
         amplitude, period = self._drift
-        assert self._rng is not None
         kelvin = (
             self._base
             + amplitude * math.sin(2 * math.pi * t / period)
