@@ -18,12 +18,16 @@ def region(pixels: np.ndarray, x: float, y: float, w: float, h: float) -> np.nda
     return pixels[int(y) : int(y + h), int(x) : int(x + w), :3].astype(np.float64)
 
 
-def wait_for(path: Path, timeout: float = 60) -> None:
+def wait_for(png: Path, timeout: float = 60) -> None:
+    """Until the screenshot ``png`` and the files saved beside it can all be read."""
     deadline = time.monotonic() + timeout
-    while not path.exists():
-        assert time.monotonic() < deadline, f"{path} never appeared"
-        time.sleep(0.1)
-    time.sleep(0.2)  # the PNG is written right after the npy
+    while True:
+        try:
+            load_shot(png.with_suffix(""))
+            return
+        except (OSError, ValueError, EOFError, AssertionError):  # not there, or half written
+            assert time.monotonic() < deadline, f"{png} and its .npy/.json never appeared"
+            time.sleep(0.1)
 
 
 def test_panels_show_frame_plot_and_fault(display: str, daemon: Daemon, tmp_path: Path) -> None:
