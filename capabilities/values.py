@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
+from capabilities.errors import OutOfRange
+
 
 def now() -> float:
     """Wall-clock timestamp in seconds since the epoch, the one clock every value uses."""
@@ -45,8 +47,6 @@ class Limits:
 
     def check(self, value: float, what: str = "value") -> float:
         """Return ``value`` or raise :class:`~capabilities.errors.OutOfRange`."""
-        from capabilities.errors import OutOfRange
-
         if not self.low <= value <= self.high:
             raise OutOfRange(
                 f"{what} {value:g} {self.unit} is outside [{self.low:g}, {self.high:g}] {self.unit}"
