@@ -33,7 +33,7 @@ go 1.24
 
 require labd v0.0.0
 
-replace labd => {sdk}
+replace labd => "{sdk}"
 """
 """The module a Go script is built in: the SDK is the local module ``labd``, nothing is fetched."""
 

@@ -54,7 +54,7 @@ func scan() error {
 		}
 	}
 	fmt.Printf("peak %.3g W at %.3f mm\n", best, bestX)
-	return errors(
+	return firstError(
 		labd.Result("peak_position", bestX),
 		labd.Result("peak_power", best),
 		labd.Result("spot_x_at_peak", bestSpot),
@@ -71,8 +71,8 @@ func centroidX(camera labd.FrameProducer) (float64, error) {
 	return stats.CentroidX, err
 }
 
-// errors is the first of errs that is not nil.
-func errors(errs ...error) error {
+// firstError is the first of errs that is not nil.
+func firstError(errs ...error) error {
 	for _, err := range errs {
 		if err != nil {
 			return err
