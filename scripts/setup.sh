@@ -28,6 +28,7 @@ if [[ "${1:-}" == "--system" ]]; then
         # AssemblyScript for the WASM examples, pinned by the lock file.
         if ! command -v npm >/dev/null 2>&1; then
             echo "setup: installing Debian packages: nodejs npm" >&2
+            $SUDO apt-get update -qq
             DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq nodejs npm >/dev/null
         fi
         (cd wasm_scripts && npm ci --silent --no-audit --no-fund)
