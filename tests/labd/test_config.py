@@ -93,9 +93,9 @@ def test_daemon_and_restart_values_are_checked_with_their_line() -> None:
         parse_config('[daemon]\nretention_s = "long"\n' + stage, source="lab.toml")
     with pytest.raises(ConfigError, match=r":3: restart.max_retries: unknown key.*max_restarts"):
         parse_config("[restart]\nwindow_s = 60\nmax_retries = 3\n" + stage, source="lab.toml")
-    with pytest.raises(ConfigError, match="restart.window_s: must be a non-negative number"):
+    with pytest.raises(ConfigError, match=r"restart\.window_s: must be a non-negative number"):
         parse_config('[restart]\nwindow_s = "1 min"\n' + stage)
-    with pytest.raises(ConfigError, match="restart.max_restarts: must be a whole number"):
+    with pytest.raises(ConfigError, match=r"restart\.max_restarts: must be a whole number"):
         parse_config("[restart]\nmax_restarts = 2.5\n" + stage)
     assert parse_config("[restart]\nmax_restarts = 2\n" + stage).restart.max_restarts == 2
 
