@@ -124,9 +124,8 @@ def run_command(args: argparse.Namespace) -> int:
         what = "cancelled on the daemon" if outcome.cancelled_by_us else "not started"
         err.print(f"labd run: interrupted; {run}{what}")
         return INTERRUPTED
-    except ScriptFailed as e:
-        label = outcome.info.label if outcome.info else f"script {name!r}"
-        err.print(f"labd run: {escape(label)} failed: {e.code}: {escape(e.message)}")
+    except ScriptFailed as e:  # the message names the script and says what to change
+        err.print(f"labd run: failed: {e.code}: {escape(e.message)}")
         return REFUSED
     except CapabilityError as e:  # the daemon refused the arguments: grants, limits
         err.print(f"labd run: {type(e).__name__}: {escape(str(e))}")

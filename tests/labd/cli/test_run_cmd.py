@@ -53,7 +53,8 @@ def test_failures_exit_non_zero_with_the_code(daemon: LabdProcess, tmp_path: Pat
     out_of_fuel = labd_run(daemon, str(spin), "--fuel", "1e5")
     assert out_of_fuel.returncode == 1
     message = " ".join(out_of_fuel.stderr.split())
-    assert "script 'spin' v1 failed: out-of-fuel:" in message and "--fuel" in message
+    assert "failed: out-of-fuel: script 'spin' v1 ran out of fuel" in message
+    assert "--fuel" in message and message.count("failed") == 1
 
     denied = labd_run(daemon, str(SCAN), "--grant", "stage", "--grant", "meter")
     assert denied.returncode == 1
