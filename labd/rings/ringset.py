@@ -58,8 +58,11 @@ def clean_stale_rings(root: Path, stale_after_s: float = 60.0) -> list[Path]:
             if path.is_file() and _ring_is_stale(path, stale_after_s):
                 path.unlink(missing_ok=True)
                 removed.append(path)
-        if not any(daemon_dir.iterdir()):
-            daemon_dir.rmdir()
+        # An empty directory may be a daemon that is just starting: only old ones go.
+        with contextlib.suppress(OSError):
+            idle_s = time.time() - daemon_dir.stat().st_mtime
+            if idle_s > stale_after_s and not any(daemon_dir.iterdir()):
+                daemon_dir.rmdir()
     return removed
 
 

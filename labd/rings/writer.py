@@ -80,7 +80,12 @@ class RingWriter:
     def _create_file(self, directory: Path, retention_s: float) -> mmap.mmap:
         size = self.layout.file_size
         tmp = directory / f"{self.path.name}.{os.getpid()}.tmp"
-        fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o640)
+        try:
+            fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o640)
+        except FileNotFoundError:
+            # A daemon of the same id that was just stopping removed the directory.
+            directory.mkdir(mode=0o750, parents=True, exist_ok=True)
+            fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o640)
         try:
             try:
                 # Reserve the pages now: a write into a mapping of a full tmpfs is a SIGBUS.
