@@ -20,9 +20,13 @@ Analysis side, in any process on the machine::
 from labd.rings.errors import BatchTooLarge, RingError, RingLapped, RingNotFound, RingSizeError
 from labd.rings.persister import Persister, PersistStatus, persisted_files
 from labd.rings.reader import BatchMissing, RingBatch, RingReader, attach, default_root, list_rings
-from labd.rings.replay import replay
+from labd.rings.replay import RawBatch, replay, replay_raw
 from labd.rings.ringset import RingSet, clean_stale_rings
-from labd.rings.stream_files import read_stream_file, tail_stream_file
+from labd.rings.stream_files import (
+    read_stream_file,
+    read_stream_file_messages,
+    tail_stream_file,
+)
 from labd.rings.writer import RingWriter
 
 __all__ = [
@@ -30,6 +34,7 @@ __all__ = [
     "BatchTooLarge",
     "PersistStatus",
     "Persister",
+    "RawBatch",
     "RingBatch",
     "RingError",
     "RingLapped",
@@ -44,6 +49,8 @@ __all__ = [
     "list_rings",
     "persisted_files",
     "read_stream_file",
+    "read_stream_file_messages",
     "replay",
+    "replay_raw",
     "tail_stream_file",
 ]

@@ -6,21 +6,48 @@ places, so the two sources are merged by number, each batch taken once: from the
 when it is there, from the ring when the file lacks it (the disk was full) or has not got
 it yet. If the writer overwrites a ring batch while replay reads it, that batch has
 reached the disk by then (or is lost for good), so the files are read again from there.
+
+:func:`replay` gives batches to use; :func:`replay_raw` gives each batch's stored IPC
+messages, to send on (``Lab.replay``) without decoding and encoding them again.
 """
 
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import pyarrow as pa
 
 from labd.rings.errors import RingLapped
+from labd.rings.layout import EOS_MARKER
 from labd.rings.persister import persisted_files
 from labd.rings.reader import RingBatch, RingReader
-from labd.rings.stream_files import read_stream_file
+from labd.rings.stream_files import read_stream_file, read_stream_file_messages
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class RawBatch:
+    """One batch as stored: its IPC messages (dictionaries, then the record batch with
+    ``labd.seq``), which make the batch again when appended to a stream of its schema.
+
+    From a file, ``messages`` is a view of the mapped file, valid as long as it is held.
+    From the ring it is a view of the slot, *not* a copy: copy it, then call
+    :meth:`still_valid`; a False means the writer overwrote the slot meanwhile and the
+    copy is garbage (replay again after the last good batch: it is in the files now).
+    """
+
+    seq: int
+    messages: pa.Buffer
+    ring_batch: RingBatch | None = None
+
+    def still_valid(self) -> bool:
+        return self.ring_batch is None or self.ring_batch.still_valid()
 
 
 def _overlaps(batch: pa.RecordBatch, start: float, end: float) -> bool:
@@ -30,16 +57,66 @@ def _overlaps(batch: pa.RecordBatch, start: float, end: float) -> bool:
     return bool(np.nanmin(ts) <= end and np.nanmax(ts) >= start)
 
 
-def _from_files(
-    directory: Path | None, after: int, start: float, end: float
+FileReader = Callable[[Path, int, float, float], Iterator[tuple[int, T]]]
+
+
+def _batches_from_files(
+    directory: Path, after: int, start: float, end: float
 ) -> Iterator[tuple[int, pa.RecordBatch]]:
     """File batches numbered above ``after`` (all of them are scanned, in order)."""
-    if directory is None:
-        return
     for path in persisted_files(directory):
         for seq, batch in read_stream_file(path):
             if seq > after and _overlaps(batch, start, end):
                 yield seq, batch
+
+
+def _raw_from_files(
+    directory: Path, after: int, start: float, end: float
+) -> Iterator[tuple[int, RawBatch]]:
+    for path in persisted_files(directory):
+        for seq, batch, messages in read_stream_file_messages(path):
+            if seq > after and _overlaps(batch, start, end):
+                yield seq, RawBatch(seq, messages)
+
+
+def _merge(
+    start: float,
+    end: float,
+    ring: RingReader | None,
+    directory: Path | None,
+    after: int,
+    from_files: FileReader[T],
+    from_ring: Callable[[RingBatch], T | None],
+) -> Iterator[tuple[int, T]]:
+    """The merge of both sources; ``from_ring`` gives None for a batch overwritten already."""
+    last = after
+    while True:
+        # Snapshot the ring first: batches it drops while the files are read reach them.
+        pending = deque(ring.between(start, end) if ring is not None else ())
+        files = from_files(directory, last, start, end) if directory is not None else iter(())
+        for seq, item in files:
+            while pending and pending[0].seq < seq:
+                missing_on_disk = pending.popleft()  # e.g. the disk was full
+                taken = from_ring(missing_on_disk)
+                if taken is not None and missing_on_disk.seq > last:
+                    last = missing_on_disk.seq
+                    yield last, taken
+            if pending and pending[0].seq == seq:
+                pending.popleft()
+            last = seq
+            yield seq, item
+        lapped = False
+        for ring_batch in pending:
+            if ring_batch.seq <= last:
+                continue
+            taken = from_ring(ring_batch)
+            if taken is None:
+                lapped = True  # it is on disk by now (or gone): read the files again
+                break
+            last = ring_batch.seq
+            yield last, taken
+        if not lapped:
+            return
 
 
 def replay(
@@ -56,33 +133,34 @@ def replay(
     None. Batches from files are memory-mapped, batches from the ring are copies, so
     everything yielded stays valid.
     """
-    last = 0
-    while True:
-        # Snapshot the ring first: batches it drops while the files are read reach them.
-        pending = deque(ring.between(start, end) if ring is not None else ())
-        for seq, batch in _from_files(directory, last, start, end):
-            while pending and pending[0].seq < seq:
-                missing_on_disk = pending.popleft()  # e.g. the disk was full
-                copy = _copy_or_none(missing_on_disk)
-                if copy is not None and missing_on_disk.seq > last:
-                    last = missing_on_disk.seq
-                    yield last, copy
-            if pending and pending[0].seq == seq:
-                pending.popleft()
-            last = seq
-            yield seq, batch
-        lapped = False
-        for ring_batch in pending:
-            if ring_batch.seq <= last:
-                continue
-            copy = _copy_or_none(ring_batch)
-            if copy is None:
-                lapped = True  # it is on disk by now (or gone): read the files again
-                break
-            last = ring_batch.seq
-            yield last, copy
-        if not lapped:
-            return
+    return _merge(start, end, ring, directory, 0, _batches_from_files, _copy_or_none)
+
+
+def replay_raw(
+    start: float,
+    end: float,
+    *,
+    ring: RingReader | None = None,
+    directory: Path | None = None,
+    after: int = 0,
+) -> Iterator[RawBatch]:
+    """The batches :func:`replay` would give (those numbered above ``after``), as stored.
+
+    Nothing is decoded but what the time filter needs, and nothing is copied: ring
+    batches are views of their slots, to be copied and then checked
+    (:meth:`RawBatch.still_valid`) by the caller.
+    """
+    schema_length = ring.layout.schema_length if ring is not None else 0
+
+    def from_ring(ring_batch: RingBatch) -> RawBatch | None:
+        if not ring_batch.still_valid():
+            return None
+        # The slot is a whole stream: drop its schema message and end-of-stream marker.
+        size = ring_batch.raw.size - schema_length - len(EOS_MARKER)
+        return RawBatch(ring_batch.seq, ring_batch.raw.slice(schema_length, size), ring_batch)
+
+    for _, raw in _merge(start, end, ring, directory, after, _raw_from_files, from_ring):
+        yield raw
 
 
 def _copy_or_none(ring_batch: RingBatch) -> pa.RecordBatch | None:

@@ -46,6 +46,29 @@ def read_stream_file(path: Path | str) -> Iterator[tuple[int, pa.RecordBatch]]:
     yield from _batches(reader)
 
 
+def read_stream_file_messages(path: Path | str) -> Iterator[tuple[int, pa.RecordBatch, pa.Buffer]]:
+    """Like :func:`read_stream_file`, with each batch's stored messages (zero-copy).
+
+    The messages are the file's bytes of the batch -- its dictionaries, then the record
+    batch carrying ``labd.seq`` -- as the ring slot held them: appended unchanged to an
+    IPC stream of the same schema they make that batch again, with no re-serialising.
+    """
+    source = pa.memory_map(str(path), "r")
+    whole = source.read_buffer()
+    source.seek(0)
+    try:
+        reader = pa.ipc.open_stream(source)
+    except (OSError, pa.ArrowInvalid):
+        return
+    # The stream reader reads messages only as each batch needs them (no read-ahead), so
+    # the file position before and after a batch bounds exactly its messages.
+    start = source.tell()
+    for seq, batch in _batches(reader):
+        end = source.tell()
+        yield seq, batch, whole.slice(start, end - start)
+        start = end
+
+
 class _GrowingFile(io.RawIOBase):
     """A file whose reads wait for the writer: exact-length reads, EOF after idling."""
 

@@ -4,27 +4,30 @@ A replay may span gigabytes (minutes of 8 MiB frames), so it never travels as on
 message: the client pulls chunks of at most the size it asks for, each one Arrow IPC
 stream of whole batches carrying their numbers (``labd.seq``), exactly like the
 persisted files. Where a batch comes from -- the ring while it is still there, the
-``.arrows`` files once it has been overwritten -- is :func:`labd.rings.replay`'s concern;
-this module only cuts its output into chunks.
+``.arrows`` files once it has been overwritten -- is :func:`labd.rings.replay_raw`'s
+concern; this module only cuts its output into chunks.
 
-Reading files and copying out of the ring is done in a worker thread, one chunk at a
-time, so a replay of a long range never stalls the daemon's event loop (and with it the
-live pushes of every other client).
+A batch is sent as stored: the IPC messages of its ring slot or its file are copied once,
+straight into the reply, never decoded and encoded again. Picking batches (reading
+files) and copying them is done in a worker thread, so a replay of a long range never
+stalls the daemon's event loop (and with it the live pushes of every other client).
 """
 
 from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
 
+import numpy as np
 import pyarrow as pa
 import trio
 
 from labd.aio import to_trio
-from labd.rings import Persister, RingReader, RingSet, replay
-from labd.rings.layout import SEQ_METADATA_KEY
+from labd.rings import Persister, RawBatch, RingReader, RingSet, replay_raw
+from labd.rings.layout import EOS_MARKER
 from labd.rpc import schema
 from labd.rpc.wire import wire_errors
 
@@ -32,6 +35,7 @@ if TYPE_CHECKING:
     from labd.rpc.lab import Session
 
 _s: Any = schema.load()
+T = TypeVar("T")
 
 MIN_CHUNK_BYTES = 64 << 10
 """A smaller ``maxBytes`` is raised to this: tiny chunks only multiply round trips."""
@@ -48,52 +52,102 @@ class RecordedData(Protocol):
 
 
 class ReplayCursorServer(_s.ReplayCursor.Server):  # type: ignore[misc]
-    """One replay: a generator of ``(seq, batch)`` advanced chunk by chunk in a thread."""
+    """One replay, advanced chunk by chunk: batches picked in a thread, then their stored
+    bytes copied (also in a thread) straight into the reply's ``chunk``.
+
+    A ring batch is checked after it was copied; if the writer overwrote it meanwhile, the
+    chunk ends before it and the replay starts again after the last good batch (the
+    overwritten one is in the files by then).
+    """
 
     def __init__(
-        self, session: Session, schema: pa.Schema, batches: Iterator[tuple[int, pa.RecordBatch]]
+        self,
+        session: Session,
+        schema_bytes: bytes,
+        start: float,
+        end: float,
+        ring: RingReader | None,
+        directory: Path | None,
     ) -> None:
         self._session = session
-        self._schema = schema
-        self._batches = batches
-        self._carry: tuple[int, pa.RecordBatch] | None = None  # did not fit the last chunk
+        self._schema_bytes = schema_bytes
+        self._range = (start, end)
+        self._ring = ring
+        self._directory = directory
+        self._batches = self._replay_after(0)
+        self._carry: RawBatch | None = None  # did not fit the last chunk
+        self._last_sent = 0
         self._done = False
         # Pipelined next() calls must take their chunks in the order they were sent. They
         # arrive in order on the asyncio side, whose lock is FIFO; Trio would not do:
         # it deliberately runs tasks spawned together in random order.
         self._lock = asyncio.Lock()
 
+    def _replay_after(self, seq: int) -> Iterator[RawBatch]:
+        start, end = self._range
+        return replay_raw(start, end, ring=self._ring, directory=self._directory, after=seq)
+
     @wire_errors
     async def next(self, maxBytes: int, _context: Any, **_: Any) -> None:
         async with self._lock:
+            batches = [] if self._done else await self._in_thread(self._pick, maxBytes)
+            if batches:
+                size = len(self._schema_bytes) + sum(b.messages.size for b in batches)
+                _context.results.init("chunk", size + len(EOS_MARKER))
+                chunk = _context.results.get_data_as_view("chunk")
+                await self._in_thread(self._copy, chunk, batches)
             if self._done:
-                chunk, done = b"", True
-            else:
-                chunk, done = await to_trio(self._session.nursery, self._next_chunk, maxBytes)
-        _context.results.chunk = chunk
-        _context.results.done = done
+                self._close()
+        _context.results.done = self._done
 
-    async def _next_chunk(self, max_bytes: int) -> tuple[bytes, bool]:
-        return await trio.to_thread.run_sync(self._fill, max(max_bytes, MIN_CHUNK_BYTES))
+    async def _in_thread(self, fn: Callable[..., T], *args: Any) -> T:
+        return await to_trio(self._session.nursery, trio.to_thread.run_sync, fn, *args)
 
-    def _fill(self, max_bytes: int) -> tuple[bytes, bool]:
-        """Whole batches up to ``max_bytes`` (at least one), as one IPC stream."""
-        sink = pa.BufferOutputStream()
+    def _pick(self, max_bytes: int) -> list[RawBatch]:
+        """Whole batches up to ``max_bytes`` (at least one, however big)."""
+        max_bytes = max(max_bytes, MIN_CHUNK_BYTES)
+        picked: list[RawBatch] = []
         size = 0
-        with pa.ipc.new_stream(sink, self._schema) as writer:
-            while True:
-                item = self._carry or next(self._batches, None)
+        while True:
+            raw = self._carry or next(self._batches, None)
+            self._carry = None
+            if raw is None:
+                self._done = True
+                return picked
+            if picked and size + raw.messages.size > max_bytes:
+                self._carry = raw
+                return picked
+            picked.append(raw)
+            size += raw.messages.size
+
+    def _copy(self, chunk: memoryview, batches: list[RawBatch]) -> None:
+        """Schema, each batch's messages, end of stream: one IPC stream in ``chunk``."""
+        # numpy copies without the GIL: the event loop keeps serving while frames are copied.
+        out = np.frombuffer(chunk, np.uint8)
+        pos = _put(out, 0, self._schema_bytes)
+        for raw in batches:
+            end = _put(out, pos, raw.messages)
+            if not raw.still_valid():
+                # End the stream before it (the client ignores what follows the marker)
+                # and replay again from there: the overwritten batch is on disk by now.
+                self._batches = self._replay_after(self._last_sent)
                 self._carry = None
-                if item is None:
-                    self._done = True
-                    break
-                seq, batch = item
-                if size and size + batch.nbytes > max_bytes:
-                    self._carry = item
-                    break
-                writer.write_batch(batch, custom_metadata={SEQ_METADATA_KEY: str(seq)})
-                size += batch.nbytes
-        return (sink.getvalue().to_pybytes() if size else b""), self._done
+                self._done = False
+                break
+            pos, self._last_sent = end, raw.seq
+        _put(out, pos, EOS_MARKER)
+
+    def _close(self) -> None:
+        # A cursor dropped before the end leaves its ring to the garbage collector.
+        if self._ring is not None:
+            self._ring.close()
+            self._ring = None
+
+
+def _put(out: np.ndarray, pos: int, data: bytes | pa.Buffer) -> int:
+    end = pos + len(data) if isinstance(data, bytes) else pos + data.size
+    out[pos:end] = np.frombuffer(data, np.uint8)
+    return end
 
 
 def open_replay(
@@ -109,20 +163,9 @@ def open_replay(
         ring = RingReader(data.rings.writers[stream].path)
     if data is not None and data.persister is not None:
         directory = data.persister.stream_directory(stream)
-    batches = _closing(replay(start, end, ring=ring, directory=directory), ring)
     schema_bytes = hub_stream.schema.serialize().to_pybytes()
-    return ReplayCursorServer(session, hub_stream.schema, batches), schema_bytes
-
-
-def _closing(
-    batches: Iterator[tuple[int, pa.RecordBatch]], ring: RingReader | None
-) -> Iterator[tuple[int, pa.RecordBatch]]:
-    """``batches``, unmapping the ring once they are exhausted (or the cursor is dropped)."""
-    try:
-        yield from batches
-    finally:
-        if ring is not None:
-            ring.close()
+    cursor = ReplayCursorServer(session, schema_bytes, start, end, ring, directory)
+    return cursor, schema_bytes
 
 
 def fill_data_info(struct: Any, data: RecordedData | None) -> None:
