@@ -3,8 +3,11 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import pyarrow as pa
+
 from labd.records import READING_SCHEMA
-from labd.rings import Persister, RingReader, RingSet, replay
+from labd.rings import Persister, RawBatch, RingReader, RingSet, replay, replay_raw
+from labd.rings.layout import EOS_MARKER
 from labd.rings.writer import RingWriter
 from tests.labd.rings.batches import T0, check_reading_batch, reading_batch
 
@@ -80,3 +83,50 @@ def test_replay_takes_from_the_ring_what_the_files_lack(ring_root: Path, tmp_pat
                 )
             )
     assert [s for s, _ in got] == list(range(1, 21))
+
+
+def decode(raws: list[RawBatch]) -> list[tuple[int, pa.RecordBatch]]:
+    """What a client of ``Lab.replay`` does: the raw batches after a schema, as one stream."""
+    stream = READING_SCHEMA.serialize().to_pybytes()
+    stream += b"".join(raw.messages.to_pybytes() for raw in raws) + EOS_MARKER
+    reader = pa.ipc.open_stream(pa.py_buffer(stream))
+    out = []
+    for _ in raws:
+        batch, metadata = reader.read_next_batch_with_custom_metadata()
+        out.append((int(metadata["labd.seq"]), batch))
+    return out
+
+
+def test_replay_raw_gives_the_same_batches_as_stored_bytes(ring_root: Path, tmp_path: Path) -> None:
+    with RingSet("lab", root=ring_root, max_bytes=16 << 20) as rings:
+        ring = rings.open_stream(
+            "meter/reading",
+            READING_SCHEMA,
+            "readings",
+            expected_batch_bytes=1700,
+            batches_per_second=8,
+            retention_s=1,
+        )
+        persister = Persister(tmp_path, "run1", rotate_bytes=16 << 10)
+        persister.follow(ring)
+        append_persisted(ring, persister, range(1, 31))
+        persister.close()  # the files have 1..30
+        for seq in range(31, 36):  # only in the ring
+            ring.append(seq, reading_batch(seq))
+        directory = persister.stream_directory("meter/reading")
+        with RingReader(ring.path) as reader:
+            raws = list(replay_raw(T0, T0 + 100, ring=reader, directory=directory))
+            assert [r.seq for r in raws] == list(range(1, 36))
+            assert [r.ring_batch is not None for r in raws] == [False] * 30 + [True] * 5
+            assert all(r.still_valid() for r in raws)
+            for seq, batch in decode(raws):
+                check_reading_batch(seq, batch)
+            after = replay_raw(T0 + 10.5, T0 + 100, ring=reader, directory=directory, after=20)
+            assert [r.seq for r in after] == list(range(21, 36))
+
+            # A ring batch is a view of its slot: once the writer reuses the slot, the
+            # batch says so, and what was copied from it must be thrown away.
+            newest = raws[-1]
+            for seq in range(36, 36 + reader.capacity):
+                ring.append(seq, reading_batch(seq))
+            assert not newest.still_valid()

@@ -7,7 +7,15 @@ import pyarrow as pa
 import pytest
 
 from labd.records import READING_SCHEMA
-from labd.rings import Persister, RingSet, persisted_files, read_stream_file, tail_stream_file
+from labd.rings import (
+    Persister,
+    RingSet,
+    persisted_files,
+    read_stream_file,
+    read_stream_file_messages,
+    tail_stream_file,
+)
+from labd.rings.layout import EOS_MARKER
 from tests.labd.rings.batches import check_reading_batch, reading_batch
 
 
@@ -82,3 +90,34 @@ def test_tail_gives_up_on_a_file_that_stops_growing(tmp_path: Path) -> None:
     write_file(path, range(1, 4))
     got = [s for s, _ in tail_stream_file(path, idle_timeout_s=0.2)]
     assert got == [1, 2, 3]
+
+
+def write_persisted_file(path: Path, seqs: range) -> None:
+    """A file as the persister writes it: each batch's messages as its ring slot held them
+    (a stream of its own, dictionary included), after one schema."""
+    schema = READING_SCHEMA.serialize().to_pybytes()
+    parts = [schema]
+    for seq in seqs:
+        sink = pa.BufferOutputStream()
+        with pa.ipc.new_stream(sink, READING_SCHEMA) as writer:
+            writer.write_batch(reading_batch(seq, 10), custom_metadata={"labd.seq": str(seq)})
+        parts.append(sink.getvalue().to_pybytes()[len(schema) : -len(EOS_MARKER)])
+    path.write_bytes(b"".join(parts) + EOS_MARKER)
+
+
+def test_each_batch_s_stored_messages_make_that_batch_again(tmp_path: Path) -> None:
+    path = tmp_path / "part-000001.arrows"
+    write_persisted_file(path, range(1, 6))
+    path.write_bytes(path.read_bytes()[:-20])  # a crash inside batch 5
+    got = list(read_stream_file_messages(path))
+    assert [s for s, _, _ in got] == [1, 2, 3, 4]
+    # Batches in another order, each its own bytes unchanged: a valid stream (each
+    # carries its unit dictionary).
+    stream = READING_SCHEMA.serialize().to_pybytes()
+    stream += b"".join(messages.to_pybytes() for _, _, messages in reversed(got))
+    stream += EOS_MARKER
+    reader = pa.ipc.open_stream(pa.py_buffer(stream))
+    for seq, _, _ in reversed(got):
+        batch, metadata = reader.read_next_batch_with_custom_metadata()
+        assert int(metadata["labd.seq"]) == seq
+        check_reading_batch(seq, batch)
