@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 
 from labd.client.link import Link
@@ -165,16 +166,37 @@ class Replay:
             self._in_flight.append(self._cursor.next(self._chunk_bytes))
         promise = self._in_flight.popleft()
         result = await self._link.call(lambda: promise)
-        if result.chunk:
-            self._ready.extend(parse_chunk(result.chunk))
+        chunk = received_chunk(result)
+        if chunk.size:
+            self._ready.extend(parse_chunk(chunk))
         if result.done:
             self._done = True
             self._in_flight.clear()
 
 
-def parse_chunk(chunk: bytes) -> list[tuple[int, pa.RecordBatch]]:
-    """The ``(seq, batch)`` pairs of one replay chunk (an IPC stream, ``labd.seq`` each)."""
-    reader = pa.ipc.open_stream(pa.py_buffer(chunk))
+class _Pinned(np.ndarray):
+    """Bytes of a received message that keep the message alive (``owner``): pycapnp's
+    view of a ``Data`` field does not, and the batches decoded from it point into it."""
+
+    owner: Any
+
+
+def received_chunk(result: Any) -> pa.Buffer:
+    """The ``chunk`` of a ``ReplayCursor.next`` reply, without copying it out of the message."""
+    if not result._has("chunk"):  # pycapnp cannot view a Data field that was never set
+        return pa.py_buffer(b"")
+    pinned = np.frombuffer(result.get_data_as_view("chunk"), np.uint8).view(_Pinned)
+    pinned.owner = result
+    return pa.py_buffer(pinned)
+
+
+def parse_chunk(chunk: pa.Buffer | bytes) -> list[tuple[int, pa.RecordBatch]]:
+    """The ``(seq, batch)`` pairs of one replay chunk (an IPC stream, ``labd.seq`` each).
+
+    The stream ends at its end-of-stream marker; bytes after it are ignored (the daemon
+    cuts a chunk short there when a ring batch was overwritten while being copied).
+    """
+    reader = pa.ipc.open_stream(chunk)
     out: list[tuple[int, pa.RecordBatch]] = []
     while True:
         try:

@@ -95,6 +95,7 @@ def test_replay_crosses_from_files_into_the_ring(daemon: LabdProcess) -> None:
     with connect_blocking(daemon.address) as lab:
         info = lab.data_info()
     files = on_disk(next(p.directory for p in info.persisted if p.stream == "camera/frames"))
+    # The batches lie in the received messages (no copy): they must outlive the connection.
     for seq, batch in pairs:
         if seq in files:
             assert batch.equals(files[seq]), f"batch {seq} differs from the file"
