@@ -351,7 +351,8 @@ interface ScriptEngine {
 interface ReplayCursor {
   next @0 (maxBytes :UInt64) -> (chunk :Data, done :Bool);
   # chunk: one Arrow IPC stream of the stream's schema; every batch carries its number
-  # as custom metadata "labd.seq". Empty when there is nothing (more).
+  # as custom metadata "labd.seq". Empty when there is nothing (more). Bytes after the
+  # stream's end-of-stream marker are to be ignored (a chunk cut short on the daemon).
 }
 
 struct RingInfo {
