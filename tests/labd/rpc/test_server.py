@@ -92,7 +92,8 @@ def test_killed_subscriber_harms_nobody(labd_daemon: LabdProcess) -> None:
                     seqs.append(readings.next(timeout=5).seq)
             assert seqs == list(range(seqs[0], seqs[0] + len(seqs))), "a gap"
             assert len(seqs) >= 5
-            assert {i.state for i in lab.instruments()} == {"ready"}
+            # Healthy: each instrument ready, or busy serving a poll right now; none faulted.
+            assert {i.state for i in lab.instruments()} <= {"ready", "busy"}
     finally:
         victim.kill()
         victim.wait()
