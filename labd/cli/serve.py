@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from labd.cli.connection import REFUSED, USAGE
-from labd.rpc.server import add_rpc_arguments
+from labd.rpc.address import add_rpc_arguments
 
 if TYPE_CHECKING:
     from labd.config import LabConfig
@@ -47,7 +47,7 @@ def serve(args: argparse.Namespace) -> int:
     from labd import aio
     from labd.daemon import Daemon
     from labd.errors import ConfigError
-    from labd.rpc.server import rpc_options
+    from labd.rpc.address import rpc_options
 
     try:
         config = read_config(args.config)

@@ -182,29 +182,3 @@ def _is_loopback(host: str) -> bool:
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
-
-
-def add_rpc_arguments(parser: Any) -> None:
-    """The ``labd serve`` options of the RPC server."""
-    parser.add_argument(
-        "--socket",
-        help=f"unix socket to listen on (default: {default_socket_path()}); the token file"
-        " is written next to it",
-    )
-    parser.add_argument(
-        "--listen",
-        action="append",
-        default=[],
-        metavar="HOST:PORT",
-        help="also listen on TCP (repeatable); use with --tls-cert/--tls-key beyond localhost",
-    )
-    parser.add_argument("--tls-cert", help="PEM certificate chain: TCP listeners speak TLS")
-    parser.add_argument("--tls-key", help="PEM private key of --tls-cert")
-
-
-def rpc_options(args: Any) -> dict[str, Any]:
-    """Keyword arguments of :func:`serve_rpc` from parsed ``labd serve`` arguments."""
-    if bool(args.tls_cert) != bool(args.tls_key):
-        raise SystemExit("labd serve: --tls-cert and --tls-key go together; give both")
-    tls = TlsConfig(Path(args.tls_cert), Path(args.tls_key)) if args.tls_cert else None
-    return {"socket_path": args.socket, "listen": list(args.listen), "tls": tls}
