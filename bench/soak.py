@@ -20,6 +20,8 @@ and the growth per hour extrapolated from a least-squares line over the samples 
 warm-up. A leak shows as steady growth after warm-up, not as a step at start.
 
 Run: .venv/bin/python bench/soak.py --minutes 3
+With ``LABD_TRACEMALLOC=/tmp/labd-alloc.txt`` in the environment the daemon also writes the
+allocation sites that grew most (see :data:`labd.daemon.TRACEMALLOC_ENV`).
 """
 
 from __future__ import annotations
@@ -283,6 +285,8 @@ async def churn_shares(address: str, until: float) -> int:
                 await revoker.revoke()
             else:
                 await lab.revoke(token)
+            # One nobody revokes: it expires, and must not stay in the daemon for weeks.
+            await meter.share(Restriction(read_only=True, expires_in=0.5))
             await lab.shares()
             n += 1
     return n

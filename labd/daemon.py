@@ -13,6 +13,7 @@ import math
 import os
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pyarrow as pa
 import trio
@@ -33,6 +34,11 @@ READING_ROW_BYTES = 32
 """timestamp + value + dictionary index, with headroom."""
 
 RESULTS_BATCH_BYTES = 64 << 10
+
+TRACEMALLOC_ENV = "LABD_TRACEMALLOC"
+"""Set to a file path to have the daemon trace its Python allocations (bench/soak.py):
+every 30 s the file is rewritten with the allocation sites that grew most since the
+first minute. Costs ~2× in allocation-heavy code; meant for hunting leaks, not for labs."""
 
 FULL_FRAME_FALLBACK = (2048, 2048, 2)
 """Frame ring slots when the camera cannot say its format at start (it is faulted)."""
@@ -69,6 +75,8 @@ class Daemon:
                 nursery.start_soon(self.rings.keep_alive)
                 for loop in self._loops:
                     nursery.start_soon(loop)
+                if os.environ.get(TRACEMALLOC_ENV):
+                    nursery.start_soon(trace_allocations, os.environ[TRACEMALLOC_ENV])
                 for handle in self.supervisor.handles():
                     why = f" ({handle.reason})" if handle.reason else ""
                     log.info("%s [%s]: %s%s", handle.name, handle.driver, handle.state.value, why)
@@ -151,3 +159,20 @@ class _RingSink:
             if not self._warned:
                 log.error("stream %s: batch %d not kept in its ring: %s", self.ring.stream, seq, e)
                 self._warned = True
+
+
+async def trace_allocations(path: str, every_s: float = 30.0) -> None:
+    """Write the 25 allocation sites that grew most since the first minute to ``path``."""
+    import tracemalloc
+
+    tracemalloc.start(8)
+    await trio.sleep(60)
+    baseline = tracemalloc.take_snapshot()
+    while True:
+        await trio.sleep(every_s)
+        top = tracemalloc.take_snapshot().compare_to(baseline, "traceback")[:25]
+        lines = []
+        for stat in top:
+            lines.append(f"{stat.size_diff / 1024:+.1f} KiB, {stat.count_diff:+d} blocks")
+            lines += [f"    {frame}" for frame in stat.traceback.format()]
+        Path(path).write_text("\n".join(lines) + "\n")

@@ -453,6 +453,9 @@ class Supervisor:
 
     def subscribe_states(self, buffer: int = 256) -> trio.MemoryReceiveChannel[StateChange]:
         """A channel of state changes (busy/ready flips of each call are not sent)."""
+        # A watcher that closed its end is otherwise dropped only by the next broadcast,
+        # which a quiet lab may not make for weeks while clients come and go.
+        self._watchers = [w for w in self._watchers if w.statistics().open_receive_channels]
         send, receive = trio.open_memory_channel[StateChange](buffer if buffer else math.inf)
         self._watchers.append(send)
         return receive

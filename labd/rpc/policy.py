@@ -122,13 +122,19 @@ class Share:
 
 
 class ShareRegistry:
-    """Sharing tokens of one daemon (in memory: they end with the daemon)."""
+    """Sharing tokens of one daemon (in memory: they end with the daemon).
+
+    A share that expired, or whose parent capability was revoked, can never be redeemed
+    again; it is forgotten when the next share is made, so a daemon that hands out
+    expiring tokens for weeks keeps only the live ones.
+    """
 
     def __init__(self) -> None:
         self._shares: dict[str, Share] = {}
 
     def share(self, instrument: str, policy: Policy) -> Share:
         """Register ``policy`` under a fresh token. ``policy`` must be its own link (revocable)."""
+        self._forget_dead()
         token = "share-" + secrets.token_urlsafe(24)
         share = Share(token, instrument, policy)
         self._shares[token] = share
@@ -137,7 +143,9 @@ class ShareRegistry:
     def redeem(self, token: str) -> Share:
         share = self._shares.get(token)
         if share is None:
-            raise PermissionDenied("unknown or revoked sharing token")
+            raise PermissionDenied(
+                "unknown, revoked or expired sharing token; ask its owner for a new one"
+            )
         share.policy.check_alive()
         return share
 
@@ -149,3 +157,10 @@ class ShareRegistry:
 
     def list(self) -> list[Share]:
         return list(self._shares.values())
+
+    def _forget_dead(self) -> None:
+        for token, share in list(self._shares.items()):
+            try:
+                share.policy.check_alive()
+            except PermissionDenied:
+                del self._shares[token]

@@ -215,3 +215,15 @@ def test_time_in_the_queue_ends_in_busy_and_never_faults() -> None:
         assert stage.state is State.READY and stage.restarts == 0
 
     run_with(lab(), body)
+
+
+def test_closed_state_watchers_are_forgotten_without_a_state_change() -> None:
+    async def body(sup: Supervisor) -> None:
+        for _ in range(50):  # clients come and go in a quiet lab: nothing is broadcast
+            with sup.subscribe_states():
+                pass
+        live = sup.subscribe_states()
+        assert len(sup._watchers) == 1  # only the open one is kept
+        live.close()
+
+    run_with(lab(), body)

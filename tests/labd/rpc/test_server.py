@@ -184,3 +184,72 @@ def test_schema_compiles_with_the_official_tool() -> None:
         ["capnp", "compile", "-o-", str(REPO / "schema" / "labd.capnp")],
         check=True, capture_output=True,
     )  # fmt: skip
+
+
+MANY_SUBSCRIBERS = """
+import sys, trio
+from labd.aio import run
+from labd.client import connect
+
+async def one(address, ready):
+    async with connect(address) as lab:
+        async with lab.subscribe("camera/frames") as frames, lab.subscribe("meter/reading") as readings:
+            await frames.__anext__()
+            await readings.__anext__()
+            async with lab.watch_states():
+                ready.release()
+                await trio.sleep_forever()
+
+async def main(address, n):
+    ready = trio.Semaphore(0)
+    async with trio.open_nursery() as nursery:
+        for _ in range(n):
+            nursery.start_soon(one, address, ready)
+        for _ in range(n):
+            await ready.acquire()
+        print("subscribed", flush=True)
+
+run(main, sys.argv[1], int(sys.argv[2]))
+"""
+
+
+def daemon_resources(pid: int) -> tuple[int, list[str]]:
+    """(open fds, /dev/shm files it holds or maps) of process ``pid``."""
+    fds = os.listdir(f"/proc/{pid}/fd")
+    with open(f"/proc/{pid}/maps") as maps:
+        paths = [line.split(maxsplit=5)[5] for line in maps if len(line.split(maxsplit=5)) == 6]
+    shm = {path.strip() for path in paths if path.startswith("/dev/shm/")}
+    return len(fds), sorted(shm)
+
+
+def test_vanished_clients_leave_no_fds_or_shared_memory(labd_daemon: LabdProcess) -> None:
+    """50 connections that subscribe and vanish — 20 closed cleanly, 30 SIGKILLed with
+    their process — leave the daemon's open fds and /dev/shm files where they were."""
+    pid = labd_daemon.proc.pid
+
+    def cycle_cleanly() -> None:
+        with connect_blocking(labd_daemon.address) as lab:
+            with lab.subscribe("camera/frames") as frames:
+                frames.next(timeout=5)
+            with lab.subscribe("meter/reading") as readings:
+                readings.next(timeout=5)
+
+    cycle_cleanly()  # warm-up: the first client may open what the daemon keeps for all
+    baseline = daemon_resources(pid)
+    for _ in range(20):
+        cycle_cleanly()
+    for _ in range(3):
+        victim = subprocess.Popen(
+            [sys.executable, "-c", MANY_SUBSCRIBERS, labd_daemon.address, "10"],
+            stdout=subprocess.PIPE, cwd=REPO, env=dict(os.environ, PYTHONPATH=str(REPO)),
+        )  # fmt: skip
+        try:
+            assert victim.stdout is not None
+            assert victim.stdout.readline() == b"subscribed\n"
+        finally:
+            victim.send_signal(signal.SIGKILL)
+            victim.wait()
+    deadline = time.monotonic() + 5
+    while (now := daemon_resources(pid)) != baseline and time.monotonic() < deadline:
+        time.sleep(0.1)  # the daemon notices a dead socket on its next push
+    assert now == baseline
