@@ -249,7 +249,12 @@ def test_vanished_clients_leave_no_fds_or_shared_memory(labd_daemon: LabdProcess
         finally:
             victim.send_signal(signal.SIGKILL)
             victim.wait()
+
+    def back_to_baseline(now: tuple[int, list[str]]) -> bool:
+        # At most: a connection of the warm-up may still have been closing at baseline.
+        return now[0] <= baseline[0] and set(now[1]) <= set(baseline[1])
+
     deadline = time.monotonic() + 5
-    while (now := daemon_resources(pid)) != baseline and time.monotonic() < deadline:
+    while not back_to_baseline(now := daemon_resources(pid)) and time.monotonic() < deadline:
         time.sleep(0.1)  # the daemon notices a dead socket on its next push
-    assert now == baseline
+    assert back_to_baseline(now), (now, baseline)
