@@ -178,14 +178,25 @@ struct SharedSlot {
   length @2 :UInt64;             # 0: not used; the batch is in the message
 }
 
+# The bulk side channel (see subscribe's `bulk`): an offer (`port` and `token`, length 0,
+# the batch still in the message): connect to the daemon's host at `port` within 1 s
+# (TLS if the connection is TLS) and send the 32 token bytes. Later pushes with `length`
+# set: the batch follows on that connection as seq (UInt64 LE), length (UInt64 LE), bytes.
+struct BulkSlot {
+  port @0 :UInt16;
+  token @1 :Data;
+  length @2 :UInt64;             # 0: not used; the batch is in the message
+}
+
 # Implemented by the client. The daemon calls push with the newest batch of a stream,
 # at most `window` calls in flight and at most `maxRate` per second; a push that is
 # skipped (the subscriber was slower than the stream) shows as a gap in `seq`.
 interface BatchSink {
-  push @0 (seq :UInt64, batch :Data, shared :SharedSlot);
-  # batch: one Arrow IPC stream, labd.records layout; empty when `shared` holds it.
+  push @0 (seq :UInt64, batch :Data, shared :SharedSlot, bulk :BulkSlot);
+  # batch: one Arrow IPC stream, labd.records layout; empty when `shared` or `bulk` holds it.
   # A client that cannot map `shared.path` fails the push with "labd:lane-unavailable: ..."
-  # and gets the following batches in the message.
+  # and gets the following batches in the message; likewise "labd:bulk-unavailable: ..."
+  # for a bulk connection it cannot read.
 }
 
 interface StateWatcher {
@@ -234,8 +245,8 @@ interface Instrument {
   restrict @2 (restriction :Restriction) -> (instrument :Instrument);
   share @3 (restriction :Restriction) -> (token :Text, revoker :Revoker);
   subscribe @4 (stream :Text, sink :BatchSink, maxRate :Float64, window :UInt32,
-                sharedMemory :Bool) -> (subscription :Subscription);
-      # stream: "position" or "stage/position"; sharedMemory: see Lab.subscribe
+                sharedMemory :Bool, bulk :Bool) -> (subscription :Subscription);
+      # stream: "position" or "stage/position"; sharedMemory, bulk: see Lab.subscribe
 }
 
 interface Lab {
@@ -244,10 +255,12 @@ interface Lab {
   watchStates @2 (watcher :StateWatcher) -> (subscription :Subscription);
   streams @3 () -> (streams :List(StreamInfo));
   subscribe @4 (stream :Text, sink :BatchSink, maxRate :Float64, window :UInt32,
-                sharedMemory :Bool) -> (subscription :Subscription);
+                sharedMemory :Bool, bulk :Bool) -> (subscription :Subscription);
       # sharedMemory: the client runs on the daemon's machine as the daemon's user and
       # can map /dev/shm files; honoured on the unix socket only. Big batches then come
       # as a SharedSlot (two copies in all instead of six).
+      # bulk: the client can open a second connection to the daemon; honoured on TCP/TLS
+      # only. Big batches then come on it (see BulkSlot), outside the message.
   shares @5 () -> (shares :List(ShareInfo));
   revoke @6 (token :Text);
   scripts @7 () -> (engine :ScriptEngine);   # only the full Lab: a script reaches any instrument

@@ -19,6 +19,7 @@ import trio
 from capabilities import Frame, Reading
 from labd import records
 from labd.aio import aio, to_trio
+from labd.client.bulk import BulkReader, BulkUnavailable
 from labd.client.link import Link, open_link
 from labd.client.remote import REMOTES
 from labd.client.replay import (
@@ -32,6 +33,7 @@ from labd.client.replay import (
 from labd.errors import CapabilityMissing
 from labd.rpc import schema
 from labd.rpc.address import default_socket_path, parse_address, read_token, token_path_for
+from labd.rpc.bulk import BULK_UNAVAILABLE
 from labd.rpc.lanes import LANE_UNAVAILABLE, LaneReader
 from labd.rpc.policy import RANGED_QUANTITIES
 from labd.rpc.wire import WireError
@@ -117,12 +119,15 @@ class _Sink(_s.BatchSink.Server):  # type: ignore[misc]
     """Receives pushes; each push returns only once the consumer has room (back-pressure
     that makes the daemon skip to the latest batch instead of queueing)."""
 
-    def __init__(self, nursery: trio.Nursery, send: trio.MemorySendChannel[Any]) -> None:
+    def __init__(
+        self, nursery: trio.Nursery, send: trio.MemorySendChannel[Any], link: Link
+    ) -> None:
         self._nursery = nursery
         self._send = send
         self.lanes = LaneReader()
+        self.bulk = BulkReader(link.address.host, link.ssl_context, link.server_hostname)
 
-    async def push(self, seq: int, batch: bytes, shared: Any, **_: Any) -> None:
+    async def push(self, seq: int, batch: Any, shared: Any, bulk: Any, **_: Any) -> None:
         # Either way ``batch`` ends up a copy owned by the consumer: the message (or the
         # shared-memory slot) it came in is reused once this returns.
         if shared.length:
@@ -130,6 +135,13 @@ class _Sink(_s.BatchSink.Server):  # type: ignore[misc]
                 batch = self.lanes.read(shared.path, shared.offset, shared.length)
             except OSError as exc:
                 raise WireError(LANE_UNAVAILABLE, f"cannot map {shared.path}: {exc}") from None
+        elif bulk.length:
+            try:
+                batch = await to_trio(self._nursery, self.bulk.read, seq, bulk.length)
+            except BulkUnavailable as exc:
+                raise WireError(BULK_UNAVAILABLE, str(exc)) from None
+        elif bulk.port:
+            self._nursery.start_soon(self.bulk.connect, bulk.port, bytes(bulk.token))
         await to_trio(self._nursery, _deliver, self._send, (seq, batch))
 
 
@@ -154,7 +166,9 @@ class _Feed:
     """What subscriptions and state watches share: a channel fed by a client-side server,
     a remote Subscription to cancel, and the connection's loss turned into an error."""
 
-    def __init__(self, link: Link, open_remote: Callable[[Any], Any], server: type[Any]) -> None:
+    def __init__(
+        self, link: Link, open_remote: Callable[[Any], Any], server: Callable[..., Any]
+    ) -> None:
         self._link = link
         self._open_remote = open_remote
         self._server = server
@@ -210,6 +224,12 @@ class Subscription(_Feed):
         await super().__aexit__(*exc)
         if self._endpoint is not None:
             self._endpoint.lanes.close()
+            self._endpoint.bulk.close()
+
+    @property
+    def bulk_batches(self) -> int:
+        """How many batches came on the bulk connection (:mod:`labd.rpc.bulk`) so far."""
+        return self._endpoint.bulk.batches if self._endpoint is not None else 0
 
     def __aiter__(self) -> Subscription:
         return self
@@ -296,17 +316,13 @@ class Instrument:
         max_rate: float = 0.0,
         window: int = 2,
         shared_memory: bool | None = None,
+        bulk: bool | None = None,
     ) -> Subscription:
         """One of this instrument's streams (``"position"`` or ``"stage/position"``).
 
         See :meth:`Lab.subscribe` for the options.
         """
-        local = self._link.local if shared_memory is None else shared_memory
-        return Subscription(
-            self._link,
-            lambda sink: self._cap.subscribe(stream, sink, max_rate, window, local),
-            _Sink,
-        )
+        return _subscribe(self._link, self._cap, stream, max_rate, window, shared_memory, bulk)
 
     async def _wire_capabilities(self) -> Any:
         if self._caps is None:
@@ -347,19 +363,17 @@ class Lab:
         max_rate: float = 0.0,
         window: int = 2,
         shared_memory: bool | None = None,
+        bulk: bool | None = None,
     ) -> Subscription:
         """Push the newest batches of ``stream``, at most ``max_rate`` per second (0: all).
 
         ``window``: pushes in flight (more hides latency, costs that many batches of
         memory). ``shared_memory``: take big batches (frames) through shared memory, two
         copies instead of six (:mod:`labd.rpc.lanes`); default: when on the unix socket.
+        ``bulk``: take big batches on a second connection to the daemon, outside the
+        Cap'n Proto message (:mod:`labd.rpc.bulk`); default: when on TCP or TLS.
         """
-        local = self._link.local if shared_memory is None else shared_memory
-        return Subscription(
-            self._link,
-            lambda sink: self._cap.subscribe(stream, sink, max_rate, window, local),
-            _Sink,
-        )
+        return _subscribe(self._link, self._cap, stream, max_rate, window, shared_memory, bulk)
 
     def watch_states(self) -> StateWatch:
         return StateWatch(self._link, lambda watcher: self._cap.watchStates(watcher), _Watcher)
@@ -404,6 +418,24 @@ class Lab:
     async def data_info(self) -> DataInfo:
         """Where the daemon keeps recorded data (rings, files) and how persisting goes."""
         return data_info_from_wire((await self._link.call(self._cap.dataInfo)).info)
+
+
+def _subscribe(
+    link: Link,
+    cap: Any,
+    stream: str,
+    max_rate: float,
+    window: int,
+    shared_memory: bool | None,
+    bulk: bool | None,
+) -> Subscription:
+    local = link.local if shared_memory is None else shared_memory
+    remote = not link.local if bulk is None else bulk
+    return Subscription(
+        link,
+        lambda sink: cap.subscribe(stream, sink, max_rate, window, local, remote),
+        lambda nursery, send: _Sink(nursery, send, link),
+    )
 
 
 def info_from_wire(info: Any) -> InstrumentInfo:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import ssl
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -22,8 +23,19 @@ class Link:
     """A live connection: the bootstrap capability, a nursery for client-side servers
     (subscription sinks), and what to tell callers once the daemon is gone."""
 
-    def __init__(self, address: Address, nursery: trio.Nursery, bootstrap: Any) -> None:
+    def __init__(
+        self,
+        address: Address,
+        nursery: trio.Nursery,
+        bootstrap: Any,
+        ssl_context: ssl.SSLContext | None = None,
+        server_hostname: str | None = None,
+    ) -> None:
         self.address = address
+        self.ssl_context = ssl_context
+        self.server_hostname = server_hostname
+        """How the connection was secured: a bulk connection (:mod:`labd.client.bulk`) is
+        secured the same way."""
         self.nursery = nursery
         self.bootstrap = bootstrap
         self.lost: ConnectionLost | None = None
@@ -65,16 +77,16 @@ async def open_link(
 ) -> AsyncIterator[Link]:
     """Connect to ``address``; raises :class:`~labd.client.errors.NoDaemon` if nothing answers."""
     addr = parse_address(address) if isinstance(address, str) else address
+    ssl_context = client_tls_context(tls_ca) if addr.kind == "tls" else None
+    hostname = (server_hostname or addr.host) if ssl_context is not None else None
     try:
         if addr.kind == "unix":
             assert addr.path is not None
             stream = await sockets.connect(addr.path)
         else:
-            ssl = client_tls_context(tls_ca) if addr.kind == "tls" else None
-            hostname = (server_hostname or addr.host) if ssl is not None else None
             stream = await aio(
                 capnp.AsyncIoStream.create_connection(
-                    addr.host, addr.port, ssl=ssl, server_hostname=hostname
+                    addr.host, addr.port, ssl=ssl_context, server_hostname=hostname
                 )
             )
     except OSError as exc:
@@ -82,7 +94,9 @@ async def open_link(
     client = capnp.TwoPartyClient(stream, traversal_limit_in_words=TRAVERSAL_LIMIT_WORDS)
     try:
         async with trio.open_nursery() as nursery:
-            link = Link(addr, nursery, client.bootstrap().cast_as(_s.Bootstrap))
+            link = Link(
+                addr, nursery, client.bootstrap().cast_as(_s.Bootstrap), ssl_context, hostname
+            )
             nursery.start_soon(link._watch, client)
             try:
                 yield link

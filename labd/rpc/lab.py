@@ -18,6 +18,7 @@ import trio
 from capabilities import PermissionDenied
 from labd.errors import LabdError
 from labd.rpc import schema
+from labd.rpc.bulk import BulkListener
 from labd.rpc.capability_servers import Target, fill_capabilities
 from labd.rpc.policy import Policy, Restriction, ShareRegistry
 from labd.rpc.replay import RecordedData, fill_data_info, open_replay
@@ -61,6 +62,8 @@ class Session:
     nursery: trio.Nursery
     local: bool = False
     """Came in on the unix socket: same machine, same user (shared-memory lanes allowed)."""
+    bulk: BulkListener | None = None
+    """The bulk endpoint of the TCP listener it came in on (:mod:`labd.rpc.bulk`)."""
 
 
 ROOT = Policy()
@@ -132,10 +135,18 @@ class LabServer(_s.Lab.Server):  # type: ignore[misc]
         maxRate: float,
         window: int,
         sharedMemory: bool,
+        bulk: bool = False,
         **_: Any,
     ) -> Any:
         return start_subscription(
-            self._session, stream, sink, maxRate, window, ROOT, shared_memory=sharedMemory
+            self._session,
+            stream,
+            sink,
+            maxRate,
+            window,
+            ROOT,
+            shared_memory=sharedMemory,
+            bulk=bulk,
         )
 
     @wire_errors
@@ -213,6 +224,7 @@ class InstrumentServer(_s.Instrument.Server):  # type: ignore[misc]
         maxRate: float,
         window: int,
         sharedMemory: bool,
+        bulk: bool = False,
         **_: Any,
     ) -> Any:
         self._policy.check_alive()
@@ -221,7 +233,14 @@ class InstrumentServer(_s.Instrument.Server):  # type: ignore[misc]
         if not name.startswith(prefix):
             raise PermissionDenied(f"{name} is not a stream of {self._handle.name}")
         return start_subscription(
-            self._session, name, sink, maxRate, window, self._policy, shared_memory=sharedMemory
+            self._session,
+            name,
+            sink,
+            maxRate,
+            window,
+            self._policy,
+            shared_memory=sharedMemory,
+            bulk=bulk,
         )
 
 
@@ -244,6 +263,7 @@ def start_subscription(
     policy: Policy,
     *,
     shared_memory: bool = False,
+    bulk: bool = False,
 ) -> SubscriptionServer:
     stream = session.services.streams.stream(name)
     subscription = SubscriptionServer()
@@ -257,6 +277,7 @@ def start_subscription(
             policy=policy,
             cache=session.services.ipc_cache,
             shared_memory=shared_memory and session.local,
+            bulk=session.bulk if bulk else None,
         )
     )
     return subscription

@@ -33,6 +33,7 @@ from labd.rpc.address import (
     token_path_for,
     write_token,
 )
+from labd.rpc.bulk import BulkListener
 from labd.rpc.lab import BootstrapServer, Services, Session
 from labd.rpc.replay import RecordedData
 from labd.streams import StreamHub
@@ -91,8 +92,8 @@ async def serve_rpc(
     try:
         async with trio.open_nursery() as nursery:
 
-            async def on_connect(stream: Any) -> None:
-                await to_trio(nursery, serve_connection, services, stream)
+            async def on_connect(bulk: BulkListener, stream: Any) -> None:
+                await to_trio(nursery, partial(serve_connection, services, bulk=bulk), stream)
 
             listener = sockets.bind_private(path)
             servers.append(listener)
@@ -105,9 +106,11 @@ async def serve_rpc(
                 address = parse_address(text)
                 if address.kind == "unix":
                     raise ValueError(f"--listen takes HOST:PORT, not a socket path ({text!r})")
+                bulk = await BulkListener.open(address.host, ssl_context)
+                nursery.start_soon(bulk.serve)
                 tcp_server = await aio(
                     capnp.AsyncIoStream.create_server(
-                        on_connect, address.host, address.port, ssl=ssl_context
+                        partial(on_connect, bulk), address.host, address.port, ssl=ssl_context
                     )
                 )
                 servers.append(tcp_server)
@@ -115,6 +118,7 @@ async def serve_rpc(
                     host, port = sock.getsockname()[:2]
                     endpoints.tcp.append((host, port, ssl_context is not None))
                     log.info("listening on %s:%d%s", host, port, " (TLS)" if ssl_context else "")
+                log.info("bulk channel of %s on %s:%d", text, bulk.host, bulk.port)
                 if ssl_context is None and not _is_loopback(address.host):
                     log.warning(
                         "TCP on %s without TLS: the lab token and all data travel in clear text;"
@@ -133,13 +137,16 @@ async def serve_rpc(
             token_path.unlink()
 
 
-async def serve_connection(services: Services, stream: Any, *, local: bool = False) -> None:
+async def serve_connection(
+    services: Services, stream: Any, *, local: bool = False, bulk: BulkListener | None = None
+) -> None:
     """Run one client connection until it ends; then cancel everything it started.
 
-    ``local``: it came in on the unix socket (see :attr:`Session.local`).
+    ``local``: it came in on the unix socket (see :attr:`Session.local`); ``bulk``: the
+    bulk endpoint of the TCP listener it came in on.
     """
     async with trio.open_nursery() as nursery:
-        session = Session(services, nursery, local)
+        session = Session(services, nursery, local, bulk)
         server = capnp.TwoPartyServer(
             stream,
             bootstrap=BootstrapServer(session),

@@ -11,7 +11,9 @@ pycapnp has no flow control of its own (DESIGN.md §3), hence the explicit windo
 A batch travels once per subscriber, in one of two ways (:class:`Delivery`): as bytes in
 the push message, serialised once for all subscribers (:class:`IpcCache`) and copied once
 into each message; or, for a local subscriber and a big batch, through that
-subscription's shared-memory lane (:mod:`labd.rpc.lanes`), which skips pycapnp's copies.
+subscription's shared-memory lane (:mod:`labd.rpc.lanes`), which skips pycapnp's copies;
+or, for a TCP subscriber and a big batch, on that subscription's bulk connection
+(:mod:`labd.rpc.bulk`), where only the push's metadata goes through pycapnp.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import trio
 from capabilities import PermissionDenied
 from labd.aio import aio
 from labd.rpc import schema, wire
+from labd.rpc.bulk import BULK_UNAVAILABLE, MIN_BULK_BATCH_BYTES, BulkChannel, BulkListener
 from labd.rpc.ipc import ipc_buffer
 from labd.rpc.lanes import LANE_UNAVAILABLE, Lane, wants_lane
 from labd.rpc.policy import Policy
@@ -70,15 +73,27 @@ class SubscriptionServer(_s.Subscription.Server):  # type: ignore[misc]
 
 
 class Delivery:
-    """How one subscription's batches travel: through a shared-memory lane while the client
-    asked for one and can map it, otherwise as bytes in the push message."""
+    """How one subscription's batches travel: through a shared-memory lane while a local
+    client asked for one and can map it, on a bulk connection while a TCP client asked
+    for one and is connected to it, otherwise as bytes in the push message."""
 
-    def __init__(self, stream: Stream, cache: IpcCache, slots: int, shared_memory: bool) -> None:
+    def __init__(
+        self,
+        stream: Stream,
+        cache: IpcCache,
+        slots: int,
+        shared_memory: bool,
+        bulk: BulkListener | None,
+        nursery: trio.Nursery,
+    ) -> None:
         self._stream = stream
         self._cache = cache
         self._slots = slots
         self._shared_memory = shared_memory
         self._lane: Lane | None = None
+        self._bulk_listener = bulk
+        self._bulk: BulkChannel | None = None
+        self._nursery = nursery
 
     def fill(self, request: Any, seq: int, batch: pa.RecordBatch) -> int | None:
         """Put ``batch`` into the push ``request``; returns the lane slot it took, if any."""
@@ -92,7 +107,19 @@ class Delivery:
                 shared = request.init("shared")
                 shared.path, shared.offset, shared.length = str(self._lane.path), offset, length
                 return slot
-        request.batch = memoryview(self._cache.get(self._stream, seq, batch))  # one memcpy
+        data = self._cache.get(self._stream, seq, batch)
+        if self._bulk_listener is not None and data.size >= MIN_BULK_BATCH_BYTES:
+            if self._bulk is None:
+                self._bulk = BulkChannel(self._bulk_listener, self._nursery)
+                offer = request.init("bulk")
+                offer.port, offer.token = self._bulk.port, self._bulk.token
+            elif self._bulk.attached:
+                self._bulk.queue(seq, data)
+                request.init("bulk").length = data.size
+                return None
+            elif self._bulk.lapsed:
+                self._stop_bulk("it did not connect in time, or its connection broke")
+        request.batch = memoryview(data)  # one memcpy
         return None
 
     def _open_lane(self, batch_bytes: int) -> Lane | None:
@@ -103,29 +130,40 @@ class Delivery:
             self._shared_memory = False
             return None
 
+    def _stop_bulk(self, why: str) -> None:
+        log.info("%s: no bulk connection to the subscriber (%s); sending inline",
+                 self._stream.name, why)  # fmt: skip
+        self._bulk_listener = None
+        if self._bulk is not None:
+            self._bulk.close()
+
     def done(self, slot: int | None, error: Exception | None) -> bool:
         """The push that used ``slot`` finished; True if ``error`` only means the client
-        cannot map the lane (then later batches go inline)."""
-        if slot is None:
-            return False
-        assert self._lane is not None
-        self._lane.give_back(slot)
+        cannot use its lane or bulk connection (then later batches go inline)."""
+        if slot is not None:
+            assert self._lane is not None
+            self._lane.give_back(slot)
         if error is None:
             return False
         parsed = wire.parse_error(str(error))
-        if parsed is None or parsed[0] != LANE_UNAVAILABLE:
+        if parsed is None:
             return False
-        log.info(
-            "%s: the subscriber cannot map its lane (%s); sending inline",
-            self._stream.name,
-            parsed[1],
-        )
-        self._shared_memory = False
-        return True
+        if parsed[0] == LANE_UNAVAILABLE and slot is not None:
+            log.info("%s: the subscriber cannot map its lane (%s); sending inline",
+                     self._stream.name, parsed[1])  # fmt: skip
+            self._shared_memory = False
+            return True
+        if parsed[0] == BULK_UNAVAILABLE and self._bulk is not None:
+            if self._bulk_listener is not None:
+                self._stop_bulk(f"the subscriber says: {parsed[1]}")
+            return True
+        return False
 
     def close(self) -> None:
         if self._lane is not None:
             self._lane.close()
+        if self._bulk is not None:
+            self._bulk.close()
 
 
 async def push_stream(
@@ -138,16 +176,17 @@ async def push_stream(
     policy: Policy,
     cache: IpcCache,
     shared_memory: bool = False,
+    bulk: BulkListener | None = None,
 ) -> None:
     """Push the newest batches of ``stream`` to ``sink`` until cancelled or the sink fails.
 
     ``shared_memory``: the client is local and asked for big batches in a shared-memory
-    lane (:mod:`labd.rpc.lanes`).
+    lane (:mod:`labd.rpc.lanes`). ``bulk``: the client is remote and asked for big batches
+    on a bulk connection to this listener (:mod:`labd.rpc.bulk`).
     """
     window = max(1, min(window or DEFAULT_WINDOW, MAX_WINDOW))
     period = 1.0 / max_rate if max_rate > 0 and math.isfinite(max_rate) else 0.0
     in_flight = trio.Semaphore(window)
-    delivery = Delivery(stream, cache, window, shared_memory)
 
     async def send(seq: int, batch: pa.RecordBatch) -> None:
         request = sink.push_request()
@@ -162,15 +201,16 @@ async def push_stream(
             error = exc
         finally:
             # The slot before the window: the next push may take that very slot.
-            lane_refused = delivery.done(slot, error)
+            refused = delivery.done(slot, error)
             in_flight.release()
-        if error is not None and not lane_refused:
+        if error is not None and not refused:
             log.debug("subscriber of %s gone: %s", stream.name, error)
             subscription.scope.cancel()  # it went away or failed: end it
 
-    try:
-        with subscription.scope:
-            async with trio.open_nursery() as nursery:
+    with subscription.scope:
+        async with trio.open_nursery() as nursery:
+            delivery = Delivery(stream, cache, window, shared_memory, bulk, nursery)
+            try:
                 seq = 0
                 next_at = trio.current_time()
                 while True:
@@ -188,8 +228,8 @@ async def push_stream(
                     if period:
                         next_at = max(next_at + period, trio.current_time())
                         await trio.sleep_until(next_at)
-    finally:
-        delivery.close()
+            finally:
+                delivery.close()
 
 
 async def push_states(
