@@ -9,9 +9,11 @@ talks over a unix socket (labd's default transport). Figures:
 - 2048×2048 uint16 frames/s pushed to a subscriber (Arrow IPC, latest-wins, window 4) and
   decoded into a numpy view, through a shared-memory lane (a local client's default) and
   inline in the message (what a client over TCP gets), against a raw socket
-  ``sendall``/``recv_into`` of the same bytes with the same socket buffer sizes.
+  ``sendall``/``recv_into`` of the same bytes with the same socket buffer sizes;
+- the same frames over TCP (loopback): on the bulk side channel (a TCP client's default)
+  and inline in the message, against a raw TCP socket.
 
-``--only calls`` or ``--only frames`` runs one half.
+``--only calls``, ``--only frames`` or ``--only tcp`` runs one part.
 """
 
 from __future__ import annotations
@@ -96,7 +98,9 @@ def serve_labd_calls(path: str) -> None:
     aio.run(main)
 
 
-def serve_labd_frames(path: str) -> None:
+def serve_labd_frames(path: str, listen: tuple[str, ...] = ()) -> None:
+    """A daemon whose camera is far faster than any subscriber; with ``listen``, its
+    first TCP port is written to ``path.port``."""
     from labd.rpc.server import serve_rpc
     from labd.streams import StreamHub
     from labd.supervisor import Supervisor
@@ -111,13 +115,21 @@ def serve_labd_frames(path: str) -> None:
 
     async def main() -> None:
         async with trio.open_nursery() as nursery:
-            await nursery.start(lambda task_status: serve_rpc(
-                BenchDaemon(), socket_path=path, task_status=task_status))  # fmt: skip
+            endpoints = await nursery.start(lambda task_status: serve_rpc(
+                BenchDaemon(), socket_path=path, listen=listen, task_status=task_status))  # fmt: skip
+            if listen:
+                publish_port(path, endpoints.tcp[0][1])
             while True:  # a camera far faster than any subscriber: latest-wins decides
                 stream.publish(batch)
                 await trio.sleep(0.0005)
 
     aio.run(main)
+
+
+def publish_port(path: str, port: int) -> None:
+    tmp = path + ".port.tmp"
+    Path(tmp).write_text(str(port))
+    os.replace(tmp, path + ".port")
 
 
 def serve_raw_echo(path: str) -> None:
@@ -129,15 +141,17 @@ def serve_raw_echo(path: str) -> None:
             conn.sendall(data)
 
 
-def serve_raw_frames(path: str) -> None:
+def serve_raw_frames(path: str, family: int = socket.AF_UNIX) -> None:
     payload = records.batch_to_ipc(
         records.frame_to_batch(
             Frame(np.zeros(FRAME_SHAPE, np.uint16), 0.0, 0.01, Roi(0, 0, *FRAME_SHAPE))
         )
     )
-    with socket.socket(socket.AF_UNIX) as listener:
-        listener.bind(path)
+    with socket.socket(family) as listener:
+        listener.bind(path if family == socket.AF_UNIX else ("127.0.0.1", 0))
         listener.listen()
+        if family != socket.AF_UNIX:
+            publish_port(path, listener.getsockname()[1])
         conn, _ = listener.accept()
         sockets.tune(conn)  # the same socket buffers as labd's connections
         header = len(payload).to_bytes(8, "little")
@@ -155,6 +169,8 @@ SERVERS = {
     "labd-frames": serve_labd_frames,
     "raw-echo": serve_raw_echo,
     "raw-frames": serve_raw_frames,
+    "labd-frames-tcp": lambda path: serve_labd_frames(path, ("127.0.0.1:0",)),
+    "raw-frames-tcp": lambda path: serve_raw_frames(path, socket.AF_INET),
 }
 
 
@@ -162,13 +178,19 @@ class Server:
     def __init__(self, kind: str, folder: Path) -> None:
         self.path = str(folder / f"{kind}.sock")
         Path(self.path).unlink(missing_ok=True)  # left by an earlier round
+        ready = self.path + ".port" if kind.endswith("-tcp") else self.path
+        Path(ready).unlink(missing_ok=True)
         self.proc = subprocess.Popen([sys.executable, __file__, "--serve", kind, self.path])
         deadline = time.monotonic() + 20
-        while not os.path.exists(self.path):
+        while not os.path.exists(ready):
             if self.proc.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"bench server {kind} did not start")
             time.sleep(0.02)
         time.sleep(0.2)
+
+    @property
+    def tcp_port(self) -> int:
+        return int(Path(self.path + ".port").read_text())
 
     def __enter__(self) -> Server:
         return self
@@ -271,19 +293,23 @@ def calls_raw(path: str) -> tuple[list[float], float]:
         return lat, count / (time.perf_counter() - start)
 
 
-def frames_labd(path: str, shared_memory: bool) -> float:
+def frames_labd(
+    path: str, shared_memory: bool = False, bulk: bool = False, token: str | None = None
+) -> float:
     """Frames/s received by a subscriber *and decoded* into a numpy view of the pixels.
 
-    ``shared_memory``: through a lane (a local client's default) or in the message (what a
-    client over TCP gets).
+    ``shared_memory``: through a lane (a local client's default); ``bulk``: on the bulk
+    side channel (a TCP client's default); neither: in the message.
     """
 
     async def main() -> float:
         from labd.client import connect
 
         async with (
-            connect(path) as lab,
-            lab.subscribe("bench/frames", window=WINDOW, shared_memory=shared_memory) as sub,
+            connect(path, token=token) as lab,
+            lab.subscribe(
+                "bench/frames", window=WINDOW, shared_memory=shared_memory, bulk=bulk
+            ) as sub,
         ):
             count, start = 0, None
             async for message in sub:
@@ -300,9 +326,9 @@ def frames_labd(path: str, shared_memory: bool) -> float:
     return result
 
 
-def frames_raw(path: str) -> float:
+def frames_raw(path: str | tuple[str, int]) -> float:
     """Frames/s through a bare socket: ``recv_into`` one reused buffer, nothing decoded."""
-    with socket.socket(socket.AF_UNIX) as s:
+    with socket.socket(socket.AF_UNIX if isinstance(path, str) else socket.AF_INET) as s:
         sockets.tune(s)
         s.connect(path)
         header = bytearray(8)
@@ -387,9 +413,40 @@ def measure_frames(folder: Path) -> None:
         print(f"  rounds, {kind:6s}: " + ", ".join(f"{v:.0f}" for v in values))
 
 
+def measure_tcp_frames(folder: Path) -> None:
+    from labd.rpc.address import read_token, token_path_for
+
+    fps: dict[str, list[float]] = {"raw": [], "bulk": [], "inline": []}
+    for _ in range(FRAME_ROUNDS):
+        with Server("raw-frames-tcp", folder) as server:
+            fps["raw"].append(frames_raw(("127.0.0.1", server.tcp_port)))
+        for kind in ("bulk", "inline"):
+            with Server("labd-frames-tcp", folder) as server:
+                token = read_token(token_path_for(Path(server.path)))
+                address = f"tcp://127.0.0.1:{server.tcp_port}"
+                fps[kind].append(frames_labd(address, bulk=kind == "bulk", token=token))
+    raw, bulk, inline = (statistics.median(fps[k]) for k in ("raw", "bulk", "inline"))
+    mib = FRAME_SHAPE[0] * FRAME_SHAPE[1] * 2 / 2**20
+    print(
+        f"same frames over TCP (loopback), window {WINDOW},"
+        f" median of {FRAME_ROUNDS} alternating rounds:"
+    )
+    print(f"  raw TCP socket sendall   {raw:7.1f} frames/s ({raw * mib / 1024:.2f} GiB/s)")
+    for label, value in (
+        ("labd, bulk side channel ", bulk),
+        ("labd, inline in message ", inline),
+    ):
+        print(
+            f"  {label} {value:7.1f} frames/s ({value * mib / 1024:.2f} GiB/s)"
+            f"   = {value / raw:.2f}× raw TCP socket (target ≥ 0.7×)"
+        )
+    for kind, values in fps.items():
+        print(f"  rounds, {kind:6s}: " + ", ".join(f"{v:.0f}" for v in values))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--only", choices=["calls", "frames"], help="run one part only")
+    parser.add_argument("--only", choices=["calls", "frames", "tcp"], help="run one part only")
     args = parser.parse_args()
     print(f"RPC benchmark (unix socket, {os.cpu_count()} CPUs)")
     with tempfile.TemporaryDirectory() as tmp:
@@ -397,6 +454,8 @@ def main() -> None:
             measure_calls(Path(tmp))
         if args.only in (None, "frames"):
             measure_frames(Path(tmp))
+        if args.only in (None, "tcp"):
+            measure_tcp_frames(Path(tmp))
 
 
 if __name__ == "__main__":

@@ -8,11 +8,13 @@ connection before the push is acknowledged (so the window still bounds what is i
 
 from __future__ import annotations
 
+import socket
 import ssl
 
 import trio
 
-from labd.rpc.bulk import CONNECT_TIMEOUT_S, HEADER
+from labd.rpc.bulk import CONNECT_TIMEOUT_S, HEADER, receive_exactly, shut_down
+from labd.rpc.sockets import tune
 
 
 class BulkUnavailable(Exception):
@@ -20,7 +22,11 @@ class BulkUnavailable(Exception):
 
 
 class BulkReader:
-    """One subscription's bulk connection to ``host``, TLS when ``ssl_context`` is given."""
+    """One subscription's bulk connection to ``host``, TLS when ``ssl_context`` is given.
+
+    Connecting and reading happen in a worker thread with blocking calls: an 8 MiB frame is
+    then one ``recv_into`` loop in C, not dozens of turns of the event loops.
+    """
 
     def __init__(
         self, host: str, ssl_context: ssl.SSLContext | None, server_hostname: str | None
@@ -28,11 +34,11 @@ class BulkReader:
         self._host = host
         self._ssl_context = ssl_context
         self._server_hostname = server_hostname
-        self._conn: trio.SocketStream | None = None
-        self._stream: trio.abc.Stream | None = None
+        self._sock: socket.socket | None = None
         self._failure: str | None = None
         self._ready = trio.Event()
         self._lock = trio.Lock()
+        self._thread = trio.CapacityLimiter(1)
         self._early: dict[int, bytearray] = {}
         self.batches = 0
         """Batches that came on the bulk connection."""
@@ -40,21 +46,27 @@ class BulkReader:
     async def connect(self, port: int, token: bytes) -> None:
         """Open the connection and present ``token``; a failure is kept for :meth:`read`."""
         try:
-            with trio.fail_after(CONNECT_TIMEOUT_S):
-                conn = self._conn = await trio.open_tcp_stream(self._host, port)
-                conn.setsockopt(trio.socket.IPPROTO_TCP, trio.socket.TCP_NODELAY, True)
-                stream: trio.abc.Stream = conn
-                if self._ssl_context is not None:
-                    stream = trio.SSLStream(
-                        conn, self._ssl_context, server_hostname=self._server_hostname
-                    )
-                await stream.send_all(token)
-                self._stream = stream
-        except (OSError, trio.BrokenResourceError, trio.TooSlowError) as exc:
+            self._sock = await trio.to_thread.run_sync(
+                self._connect, port, token, limiter=self._thread, abandon_on_cancel=True
+            )
+        except OSError as exc:  # ssl.SSLError and timeouts are OSErrors too
             self._failure = f"cannot connect to {self._host}:{port}: {exc or type(exc).__name__}"
-            self.close()
         finally:
             self._ready.set()
+
+    def _connect(self, port: int, token: bytes) -> socket.socket:
+        sock = socket.create_connection((self._host, port), timeout=CONNECT_TIMEOUT_S)
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, True)
+            tune(sock)
+            if self._ssl_context is not None:
+                sock = self._ssl_context.wrap_socket(sock, server_hostname=self._server_hostname)
+            sock.sendall(token)
+            sock.settimeout(None)
+        except BaseException:
+            sock.close()
+            raise
+        return sock
 
     async def read(self, seq: int, length: int) -> bytearray:
         """The batch of push ``seq`` (``length`` bytes); raises :class:`BulkUnavailable`.
@@ -66,44 +78,32 @@ class BulkReader:
             await self._ready.wait()
         async with self._lock:
             while seq not in self._early:
-                if self._stream is None:
+                sock = self._sock
+                if sock is None:
                     raise BulkUnavailable(self._failure or "the bulk connection is not open")
-                got_seq, got_length = HEADER.unpack(await self._receive(HEADER.size))
-                if got_seq > seq or (got_seq == seq and got_length != length):
+                try:
+                    got_seq, data = await trio.to_thread.run_sync(
+                        _receive_batch, sock, limiter=self._thread, abandon_on_cancel=True
+                    )
+                except OSError as exc:
+                    self.close()
+                    raise BulkUnavailable(f"reading the bulk connection failed: {exc}") from None
+                if got_seq > seq or (got_seq == seq and len(data) != length):
+                    self.close()
                     raise BulkUnavailable(
                         f"out of step: expected batch {seq} ({length} bytes),"
-                        f" got {got_seq} ({got_length} bytes)"
+                        f" got {got_seq} ({len(data)} bytes)"
                     )
-                self._early[got_seq] = await self._receive(got_length)
+                self._early[got_seq] = data
             self.batches += 1
             return self._early.pop(seq)
 
-    async def _receive(self, size: int) -> bytearray:
-        assert self._stream is not None and self._conn is not None
-        data = bytearray(size)
-        view = memoryview(data)
-        done = 0
-        try:
-            if isinstance(self._stream, trio.SocketStream):
-                # Straight into the buffer: no intermediate bytes for 8 MiB frames.
-                while done < size:
-                    n = await self._conn.socket.recv_into(view[done:])
-                    if not n:
-                        raise BulkUnavailable("the daemon closed the bulk connection")
-                    done += n
-            else:
-                while done < size:
-                    chunk = await self._stream.receive_some(size - done)
-                    if not chunk:
-                        raise BulkUnavailable("the daemon closed the bulk connection")
-                    view[done : done + len(chunk)] = chunk
-                    done += len(chunk)
-        except (OSError, trio.BrokenResourceError, trio.ClosedResourceError) as exc:
-            self.close()
-            raise BulkUnavailable(f"reading the bulk connection failed: {exc}") from None
-        return data
-
     def close(self) -> None:
-        if self._conn is not None:
-            self._conn.socket.close()
-        self._stream = None
+        if self._sock is not None:
+            shut_down(self._sock)
+            self._sock = None
+
+
+def _receive_batch(sock: socket.socket) -> tuple[int, bytearray]:
+    seq, length = HEADER.unpack(receive_exactly(sock, HEADER.size))
+    return seq, receive_exactly(sock, length)

@@ -20,14 +20,18 @@ back to frames in the message, like a lane that cannot be mapped.
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 import logging
 import secrets
+import socket
 import ssl
 import struct
 
 import pyarrow as pa
 import trio
+
+from labd.rpc.sockets import tune
 
 log = logging.getLogger("labd.rpc")
 
@@ -81,25 +85,30 @@ class BulkListener:
                 nursery.start_soon(self._admit, stream)
 
     async def _admit(self, conn: trio.SocketStream) -> None:
-        conn.setsockopt(trio.socket.IPPROTO_TCP, trio.socket.TCP_NODELAY, True)
-        stream: trio.abc.Stream = conn
+        sock = socket.socket(fileno=conn.socket.detach())
         admitted = False
         try:
-            with trio.move_on_after(CONNECT_TIMEOUT_S):
-                if self._ssl_context is not None:
-                    stream = trio.SSLStream(conn, self._ssl_context, server_side=True)
-                    await stream.do_handshake()
-                token = await _receive_exactly(stream, TOKEN_BYTES)
-                channel = self._match(token)
-                if channel is None:
-                    log.warning("refused a bulk connection: wrong or expired token")
-                else:
-                    admitted = channel.attach(stream, conn)
-        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
-            log.info("refused a bulk connection: %s", exc)
+            sock.settimeout(CONNECT_TIMEOUT_S)
+            sock, token = await trio.to_thread.run_sync(
+                self._handshake, sock, abandon_on_cancel=True
+            )
+            channel = self._match(token)
+            if channel is None:
+                log.warning("refused a bulk connection: wrong or expired token")
+            else:
+                admitted = channel.attach(sock)
+        except OSError as exc:  # ssl.SSLError and timeouts are OSErrors too
+            log.info("refused a bulk connection: %s", exc or type(exc).__name__)
         finally:
             if not admitted:
-                conn.socket.close()
+                sock.close()
+
+    def _handshake(self, sock: socket.socket) -> tuple[socket.socket, bytes]:
+        """In a worker thread: TLS if configured, then the token (all within the timeout)."""
+        if self._ssl_context is not None:
+            sock = self._ssl_context.wrap_socket(sock, server_side=True)
+        token = receive_exactly(sock, TOKEN_BYTES)
+        return sock, bytes(token)
 
     def _match(self, token: bytes) -> BulkChannel | None:
         for candidate, channel in list(self._offers.items()):
@@ -110,33 +119,40 @@ class BulkListener:
 
 
 class BulkChannel:
-    """One subscription's bulk connection: offered, then attached, written in push order."""
+    """One subscription's bulk connection: offered, then attached, written in push order.
+
+    The bytes are written by a worker thread with a blocking ``sendall`` (TLS encryption
+    included), so the Trio loop neither waits nor spends its time on them.
+    """
 
     def __init__(self, listener: BulkListener, nursery: trio.Nursery) -> None:
         self._listener = listener
         self.port = listener.port
         self.token = listener.offer(self)
         self._deadline = trio.current_time() + CONNECT_TIMEOUT_S
-        self._stream: trio.abc.Stream | None = None
-        self._conn: trio.SocketStream | None = None
+        self._sock: socket.socket | None = None
         self._closed = False
         # Unbounded in type only: the push window bounds what is queued.
         self._send, self._receive = trio.open_memory_channel[tuple[int, pa.Buffer]](float("inf"))
+        self._thread = trio.CapacityLimiter(1)  # its own: not one of trio's shared 40
         nursery.start_soon(self._write_queued)
 
     @property
     def attached(self) -> bool:
-        return self._stream is not None and not self._closed
+        return self._sock is not None and not self._closed
 
     @property
     def lapsed(self) -> bool:
         """The client did not come in time (or the connection broke)."""
-        return self._closed or (self._stream is None and trio.current_time() > self._deadline)
+        return self._closed or (self._sock is None and trio.current_time() > self._deadline)
 
-    def attach(self, stream: trio.abc.Stream, conn: trio.SocketStream) -> bool:
-        if self._closed or self._stream is not None:
+    def attach(self, sock: socket.socket) -> bool:
+        if self._closed or self._sock is not None:
             return False
-        self._stream, self._conn = stream, conn
+        sock.settimeout(None)  # a slow reader holds the window, not a timer
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, True)
+        tune(sock)
+        self._sock = sock
         return True
 
     def queue(self, seq: int, data: pa.Buffer) -> None:
@@ -145,11 +161,13 @@ class BulkChannel:
 
     async def _write_queued(self) -> None:
         async for seq, data in self._receive:
-            assert self._stream is not None
+            sock = self._sock
+            assert sock is not None
             try:
-                await self._stream.send_all(HEADER.pack(seq, data.size))
-                await self._stream.send_all(memoryview(data))
-            except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
+                await trio.to_thread.run_sync(
+                    _send_batch, sock, seq, data, limiter=self._thread, abandon_on_cancel=True
+                )
+            except OSError as exc:
                 # The client then fails its push with bulk-unavailable: inline from there.
                 log.info("bulk connection broke: %s", exc)
                 self.close()
@@ -159,15 +177,31 @@ class BulkChannel:
         self._closed = True
         self._listener.withdraw(self.token)
         self._send.close()
-        if self._conn is not None:
-            self._conn.socket.close()
+        if self._sock is not None:
+            shut_down(self._sock)
 
 
-async def _receive_exactly(stream: trio.abc.Stream, size: int) -> bytes:
-    data = b""
-    while len(data) < size:
-        chunk = await stream.receive_some(size - len(data))
-        if not chunk:
-            raise trio.BrokenResourceError("closed before sending its token")
-        data += chunk
+def _send_batch(sock: socket.socket, seq: int, data: pa.Buffer) -> None:
+    sock.sendall(HEADER.pack(seq, data.size))
+    sock.sendall(memoryview(data))
+
+
+def shut_down(sock: socket.socket) -> None:
+    """Close ``sock``; a worker thread blocked on it wakes up with an error (a bare
+    ``close`` would leave it blocked)."""
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_RDWR)
+    sock.close()
+
+
+def receive_exactly(sock: socket.socket, size: int) -> bytearray:
+    """In a worker thread: ``size`` bytes from ``sock`` into one new buffer."""
+    data = bytearray(size)
+    view = memoryview(data)
+    done = 0
+    while done < size:
+        n = sock.recv_into(view[done:])
+        if not n:
+            raise ConnectionResetError("the peer closed the connection")
+        done += n
     return data

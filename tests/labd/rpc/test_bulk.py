@@ -147,7 +147,10 @@ def test_tls_bulk_works_and_needs_the_certificate(tmp_path: Path) -> None:
         with socket.create_connection(("127.0.0.1", bulk_port(daemon)), timeout=5) as plain:
             plain.sendall(os.urandom(32))
             plain.settimeout(5)
-            received = plain.recv(4096)
+            try:
+                received = plain.recv(4096)
+            except ConnectionResetError:  # closed with our bytes unread
+                received = b""
             assert not received or received[0] == 0x15, "at most a TLS alert, never data"
     finally:
         daemon.stop()
