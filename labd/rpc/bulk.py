@@ -27,6 +27,7 @@ import secrets
 import socket
 import ssl
 import struct
+from typing import Any
 
 import pyarrow as pa
 import trio
@@ -133,7 +134,9 @@ class BulkChannel:
         self._sock: socket.socket | None = None
         self._closed = False
         # Unbounded in type only: the push window bounds what is queued.
-        self._send, self._receive = trio.open_memory_channel[tuple[int, pa.Buffer]](float("inf"))
+        self._send, self._receive = trio.open_memory_channel[tuple[int, pa.RecordBatch, int]](
+            float("inf")
+        )
         self._thread = trio.CapacityLimiter(1)  # its own: not one of trio's shared 40
         nursery.start_soon(self._write_queued)
 
@@ -155,17 +158,24 @@ class BulkChannel:
         self._sock = sock
         return True
 
-    def queue(self, seq: int, data: pa.Buffer) -> None:
-        """Write ``data`` after everything queued before (pushes are queued in send order)."""
-        self._send.send_nowait((seq, data))
+    def queue(self, seq: int, batch: pa.RecordBatch, length: int) -> None:
+        """Write ``batch`` (``length`` IPC bytes) after everything queued before (pushes
+        are queued in send order)."""
+        self._send.send_nowait((seq, batch, length))
 
     async def _write_queued(self) -> None:
-        async for seq, data in self._receive:
+        async for seq, batch, length in self._receive:
             sock = self._sock
             assert sock is not None
             try:
                 await trio.to_thread.run_sync(
-                    _send_batch, sock, seq, data, limiter=self._thread, abandon_on_cancel=True
+                    _send_batch,
+                    sock,
+                    seq,
+                    batch,
+                    length,
+                    limiter=self._thread,
+                    abandon_on_cancel=True,
                 )
             except OSError as exc:
                 # The client then fails its push with bulk-unavailable: inline from there.
@@ -181,9 +191,45 @@ class BulkChannel:
             shut_down(self._sock)
 
 
-def _send_batch(sock: socket.socket, seq: int, data: pa.Buffer) -> None:
-    sock.sendall(HEADER.pack(seq, data.size))
-    sock.sendall(memoryview(data))
+def _send_batch(sock: socket.socket, seq: int, batch: pa.RecordBatch, length: int) -> None:
+    """In a worker thread: header, then ``batch`` serialised straight into the socket.
+
+    Arrow hands the IPC writer's body buffers (the pixels) to the sink as they are, so the
+    kernel's copy into the socket is the only pass over them in the daemon.
+    """
+    sink = _SocketSink(sock, HEADER.pack(seq, length))
+    with pa.ipc.new_stream(pa.PythonFile(sink, mode="w"), batch.schema) as writer:
+        writer.write_batch(batch)
+    sink.flush()
+
+
+class _SocketSink:
+    """A file for :class:`pyarrow.PythonFile`: gathers the IPC stream's small pieces
+    (lengths, flatbuffers, padding) and sends big ones straight from Arrow's memory."""
+
+    GATHER = 64 * 1024
+
+    def __init__(self, sock: socket.socket, first: bytes) -> None:
+        self._sock = sock
+        self._pending = bytearray(first)
+        self.closed = False
+
+    def write(self, data: Any) -> int:
+        view = memoryview(data)
+        if view.nbytes < self.GATHER:
+            self._pending += view
+        else:
+            self.flush()
+            self._sock.sendall(view)
+        return view.nbytes
+
+    def flush(self) -> None:
+        if self._pending:
+            self._sock.sendall(self._pending)
+            self._pending.clear()
+
+    def close(self) -> None:
+        self.closed = True
 
 
 def shut_down(sock: socket.socket) -> None:
@@ -197,11 +243,15 @@ def shut_down(sock: socket.socket) -> None:
 def receive_exactly(sock: socket.socket, size: int) -> bytearray:
     """In a worker thread: ``size`` bytes from ``sock`` into one new buffer."""
     data = bytearray(size)
-    view = memoryview(data)
+    receive_into(sock, memoryview(data))
+    return data
+
+
+def receive_into(sock: socket.socket, view: memoryview) -> None:
+    """In a worker thread: fill ``view`` from ``sock``."""
     done = 0
-    while done < size:
+    while done < view.nbytes:
         n = sock.recv_into(view[done:])
         if not n:
             raise ConnectionResetError("the peer closed the connection")
         done += n
-    return data

@@ -29,7 +29,7 @@ from capabilities import PermissionDenied
 from labd.aio import aio
 from labd.rpc import schema, wire
 from labd.rpc.bulk import BULK_UNAVAILABLE, MIN_BULK_BATCH_BYTES, BulkChannel, BulkListener
-from labd.rpc.ipc import ipc_buffer
+from labd.rpc.ipc import ipc_buffer, ipc_size
 from labd.rpc.lanes import LANE_UNAVAILABLE, Lane, wants_lane
 from labd.rpc.policy import Policy
 from labd.streams import Stream
@@ -107,19 +107,18 @@ class Delivery:
                 shared = request.init("shared")
                 shared.path, shared.offset, shared.length = str(self._lane.path), offset, length
                 return slot
-        data = self._cache.get(self._stream, seq, batch)
-        if self._bulk_listener is not None and data.size >= MIN_BULK_BATCH_BYTES:
+        if self._bulk_listener is not None and (size := ipc_size(batch)) >= MIN_BULK_BATCH_BYTES:
             if self._bulk is None:
                 self._bulk = BulkChannel(self._bulk_listener, self._nursery)
                 offer = request.init("bulk")
                 offer.port, offer.token = self._bulk.port, self._bulk.token
             elif self._bulk.attached:
-                self._bulk.queue(seq, data)
-                request.init("bulk").length = data.size
+                self._bulk.queue(seq, batch, size)  # serialised into the socket, no copy
+                request.init("bulk").length = size
                 return None
             elif self._bulk.lapsed:
                 self._stop_bulk("it did not connect in time, or its connection broke")
-        request.batch = memoryview(data)  # one memcpy
+        request.batch = memoryview(self._cache.get(self._stream, seq, batch))  # one memcpy
         return None
 
     def _open_lane(self, batch_bytes: int) -> Lane | None:
