@@ -27,6 +27,7 @@ import secrets
 import socket
 import ssl
 import struct
+import time
 from typing import Any
 
 import pyarrow as pa
@@ -55,6 +56,8 @@ class BulkListener:
         self._listener = trio.SocketListener(sock)
         self._ssl_context = ssl_context
         self._offers: dict[bytes, BulkChannel] = {}
+        self._admitting = trio.CapacityLimiter(8)
+        """Threads for handshakes: a flood of connections cannot take trio's shared ones."""
         self.host, self.port = sock.getsockname()[:2]
 
     @classmethod
@@ -91,7 +94,7 @@ class BulkListener:
         try:
             sock.settimeout(CONNECT_TIMEOUT_S)
             sock, token = await trio.to_thread.run_sync(
-                self._handshake, sock, abandon_on_cancel=True
+                self._handshake, sock, limiter=self._admitting, abandon_on_cancel=True
             )
             channel = self._match(token)
             if channel is None:
@@ -106,9 +109,16 @@ class BulkListener:
 
     def _handshake(self, sock: socket.socket) -> tuple[socket.socket, bytes]:
         """In a worker thread: TLS if configured, then the token (all within the timeout)."""
+        deadline = time.monotonic() + CONNECT_TIMEOUT_S
         if self._ssl_context is not None:
             sock = self._ssl_context.wrap_socket(sock, server_side=True)
-        token = receive_exactly(sock, TOKEN_BYTES)
+        token = bytearray()
+        while len(token) < TOKEN_BYTES:  # against a peer that trickles: one deadline for all
+            sock.settimeout(max(deadline - time.monotonic(), 0.001))
+            chunk = sock.recv(TOKEN_BYTES - len(token))
+            if not chunk:
+                raise ConnectionResetError("closed before sending its token")
+            token += chunk
         return sock, bytes(token)
 
     def _match(self, token: bytes) -> BulkChannel | None:
