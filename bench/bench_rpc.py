@@ -448,7 +448,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", choices=["calls", "frames", "tcp"], help="run one part only")
     args = parser.parse_args()
-    print(f"RPC benchmark (unix socket, {os.cpu_count()} CPUs)")
+    print(f"RPC benchmark (unix socket; TCP part on loopback; {os.cpu_count()} CPUs)")
     with tempfile.TemporaryDirectory() as tmp:
         if args.only in (None, "calls"):
             measure_calls(Path(tmp))
