@@ -36,6 +36,7 @@ class BulkReader:
         self._ssl_context = ssl_context
         self._server_hostname = server_hostname
         self._sock: socket.socket | None = None
+        self._closed = False
         self._failure: str | None = None
         self._ready = trio.Event()
         self._lock = trio.Lock()
@@ -47,9 +48,13 @@ class BulkReader:
     async def connect(self, port: int, token: bytes) -> None:
         """Open the connection and present ``token``; a failure is kept for :meth:`read`."""
         try:
-            self._sock = await trio.to_thread.run_sync(
+            sock = await trio.to_thread.run_sync(
                 self._connect, port, token, limiter=self._thread, abandon_on_cancel=True
             )
+            if self._closed:  # the subscription ended while connecting
+                shut_down(sock)
+            else:
+                self._sock = sock
         except OSError as exc:  # ssl.SSLError and timeouts are OSErrors too
             self._failure = f"cannot connect to {self._host}:{port}: {exc or type(exc).__name__}"
         finally:
@@ -100,6 +105,7 @@ class BulkReader:
             return self._early.pop(seq)
 
     def close(self) -> None:
+        self._closed = True
         if self._sock is not None:
             shut_down(self._sock)
             self._sock = None
