@@ -137,11 +137,11 @@ class _Sink(_s.BatchSink.Server):  # type: ignore[misc]
                 raise WireError(LANE_UNAVAILABLE, f"cannot map {shared.path}: {exc}") from None
         elif bulk.length:
             try:
-                batch = await to_trio(self._nursery, self.bulk.read, seq, bulk.length)
+                batch = await self.bulk.read(seq, bulk.length)
             except BulkUnavailable as exc:
                 raise WireError(BULK_UNAVAILABLE, str(exc)) from None
         elif bulk.port:
-            self._nursery.start_soon(self.bulk.connect, bulk.port, bytes(bulk.token))
+            self.bulk.connect(bulk.port, bytes(bulk.token))
         await to_trio(self._nursery, _deliver, self._send, (seq, batch))
 
 

@@ -96,8 +96,8 @@ def test_a_wrong_token_is_refused_and_frames_come_inline(
     daemon, address = tcp_daemon
     connect_honestly = BulkReader.connect
 
-    async def present_a_forged_token(self: BulkReader, port: int, token: bytes) -> None:
-        await connect_honestly(self, port, bytes(b ^ 1 for b in token))
+    def present_a_forged_token(self: BulkReader, port: int, token: bytes) -> None:
+        connect_honestly(self, port, bytes(b ^ 1 for b in token))
 
     monkeypatch.setattr(BulkReader, "connect", present_a_forged_token)
 
