@@ -20,18 +20,23 @@ def append_persisted(ring: RingWriter, persister: Persister, seqs: range) -> Non
             time.sleep(0.001)
 
 
+def meter_ring(rings: RingSet) -> RingWriter:
+    """A ring holding about a second of reading batches: older ones live only in files."""
+    return rings.open_stream(
+        "meter/reading",
+        READING_SCHEMA,
+        "readings",
+        expected_batch_bytes=1700,
+        batches_per_second=8,
+        retention_s=1,
+    )
+
+
 def test_replay_joins_files_and_ring_without_gaps_or_repeats(
     ring_root: Path, tmp_path: Path
 ) -> None:
     with RingSet("lab", root=ring_root, max_bytes=16 << 20) as rings:
-        ring = rings.open_stream(
-            "meter/reading",
-            READING_SCHEMA,
-            "readings",
-            expected_batch_bytes=1700,
-            batches_per_second=8,
-            retention_s=1,
-        )
+        ring = meter_ring(rings)
         persister = Persister(tmp_path, "run1", rotate_bytes=16 << 10)
         persister.follow(ring)
         append_persisted(ring, persister, range(1, 61))
@@ -99,14 +104,7 @@ def decode(raws: list[RawBatch]) -> list[tuple[int, pa.RecordBatch]]:
 
 def test_replay_raw_gives_the_same_batches_as_stored_bytes(ring_root: Path, tmp_path: Path) -> None:
     with RingSet("lab", root=ring_root, max_bytes=16 << 20) as rings:
-        ring = rings.open_stream(
-            "meter/reading",
-            READING_SCHEMA,
-            "readings",
-            expected_batch_bytes=1700,
-            batches_per_second=8,
-            retention_s=1,
-        )
+        ring = meter_ring(rings)
         persister = Persister(tmp_path, "run1", rotate_bytes=16 << 10)
         persister.follow(ring)
         append_persisted(ring, persister, range(1, 31))
