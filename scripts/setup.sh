@@ -8,7 +8,8 @@ if ! command -v uv >/dev/null 2>&1; then
     echo "setup: installing uv with pip" >&2
     python3 -m pip install --quiet uv
 fi
-uv sync --locked --quiet
+# --inexact: keep packages a user added to .venv (ipykernel, polars, ...).
+uv sync --locked --inexact --quiet
 
 if [[ "${1:-}" == "--system" ]]; then
     # Toolchains for the WASM examples, the official capnp compiler, and a virtual
