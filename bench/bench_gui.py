@@ -118,7 +118,8 @@ def main() -> None:
         f"{full_fps / floor_fps:5.2f}x the empty render loop"
     )
     sys.stdout.flush()
-    os._exit(0)  # DearPyGui may abort in interpreter shutdown (DESIGN.md §8)
+    # DearPyGui may abort in interpreter shutdown (docs/architecture.md, measured facts).
+    os._exit(0)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """The network thread: one Trio + pycapnp loop that talks to the daemon for the GUI.
 
 Everything that touches pycapnp lives on this thread (capabilities released on another
-thread abort the process, DESIGN.md §3). The render loop never waits on it: it reads
+thread abort the process, docs/architecture.md, measured facts). The render loop never waits on it: it reads
 what arrived from :class:`gui.model.LabModel` and posts commands with :meth:`Link.submit`
 (or :meth:`Link.call`), whose results come back as closures run on the UI thread.
 

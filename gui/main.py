@@ -60,7 +60,7 @@ def run_gui(
 
 def hard_exit(status: int) -> None:
     """Leave with ``os._exit``: DearPyGui can abort in interpreter shutdown after
-    ``destroy_context`` (DESIGN.md §8), and the network thread holds nothing that needs a
+    ``destroy_context`` (docs/architecture.md, measured facts), and the network thread holds nothing that needs a
     clean exit (the daemon drops this connection's work by itself)."""
     sys.stdout.flush()
     sys.stderr.flush()

@@ -4,7 +4,7 @@ All the work happens on the network thread (:class:`gui.link.Link`): compiling t
 (in a worker thread there — a Rust or C script takes seconds), uploading, starting the
 run and following its log. The panel only holds plain values — the run's id, lines, the
 outcome — and a command like Cancel is a fresh network operation that finds the run by
-its id, so no Cap'n Proto object ever lives on the UI thread (DESIGN.md §3) and the
+its id, so no Cap'n Proto object ever lives on the UI thread (docs/architecture.md, measured facts) and the
 buttons keep working after a reconnect.
 
 Widget tags start with ``scripts.`` (``scripts.path``, ``scripts.run``, ``scripts.state``,

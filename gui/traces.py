@@ -1,6 +1,6 @@
 """Scrolling reading plots: a bounded history per stream and min/max decimation.
 
-A plot line costs the renderer per point (DESIGN.md §8: 100k points drew at 3 fps under
+A plot line costs the renderer per point (docs/architecture.md, measured facts: 100k points drew at 3 fps under
 llvmpipe, 27 fps after decimation). Drawing more than two points per pixel column cannot
 show more, so :func:`minmax_per_column` keeps, for each column, the lowest and highest
 value in it, in time order: spikes and the envelope survive, the point count is bounded

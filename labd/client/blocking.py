@@ -1,7 +1,7 @@
 """The blocking client: plain function calls for scripts and Jupyter, no event loop in sight.
 
 A background thread runs :func:`labd.aio.run` and owns *every* pycapnp object: releasing a
-capability on another thread aborts the process (DESIGN.md §3). So the objects handed to
+capability on another thread aborts the process (docs/architecture.md, measured facts). So the objects handed to
 the caller hold only an integer id into the thread's table; calls are shipped over with
 ``trio.from_thread.run`` and return plain values (readings, frames, Arrow batches), and a
 wrapper that is garbage-collected asks the thread to drop its entry there.
