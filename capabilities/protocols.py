@@ -164,6 +164,16 @@ class FaultInjectable(Protocol):
 
 
 @runtime_checkable
+class HasMoveTarget(Protocol):
+    """A Movable that can say where it is going: the target of the last move, which a
+    ``move_rel`` adds to. Not a capability of its own (nothing to call remotely): the
+    daemon uses it to check a range restriction against the pending target instead of
+    the position (docs/security.md). A Movable without it is tracked by the daemon."""
+
+    async def move_target(self) -> Reading: ...
+
+
+@runtime_checkable
 class HasChannels(Protocol):
     """An instrument with independent channels (a multi-output supply, a multi-input
     controller). Each channel is itself an object with capabilities; the daemon exposes it

@@ -24,6 +24,7 @@ from drivers.toolkit import (
     from_attribute,
     measurement,
     setting,
+    settle_deadline,
 )
 from drivers.toolkit.serial_link import SerialLink
 
@@ -140,7 +141,7 @@ class NewportSMC100(MessageInstrument):
         return Reading(await self.current.get(), "mm")
 
     async def wait_settled(self, timeout: float | None = None) -> Reading:
-        with trio.fail_after(self.settle_timeout_s if timeout is None else timeout):
+        with settle_deadline(self.label, timeout, self.settle_timeout_s):
             while True:
                 errors, state = await self.status.get()
                 if errors:

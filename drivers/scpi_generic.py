@@ -25,8 +25,18 @@ from typing import Any
 import trio
 
 from capabilities import Limits, Reading, SupplyReadback
-from drivers.toolkit import Connection, MessageInstrument, ScpiErrorQueue, scpi_bool
+from drivers.toolkit import (
+    Connection,
+    MessageInstrument,
+    ScpiErrorQueue,
+    scpi_bool,
+    settle_deadline,
+)
 from drivers.toolkit.visa_link import VisaLink
+
+SETTLE_TIMEOUT_S = 30.0
+"""How long a ``wait_settled`` without a timeout of its own waits before the axis counts as
+stuck (a fault)."""
 
 #: capability table -> (required keys, optional keys)
 TABLES: dict[str, tuple[set[str], set[str]]] = {
@@ -146,7 +156,7 @@ class _Movable(GenericSCPI):
         """``settled`` (e.g. ``*OPC?``) blocks until the move is done; without it, poll
         the position until two readings agree within ``tolerance``."""
         table = self.tables["movable"]
-        with trio.fail_after(30.0 if timeout is None else timeout):
+        with settle_deadline(self.label, timeout, SETTLE_TIMEOUT_S):
             if "settled" in table:
                 await self.query(table["settled"])
                 return await self.position()

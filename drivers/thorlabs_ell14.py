@@ -23,6 +23,7 @@ from drivers.toolkit import (
     hex32,
     measurement,
     setting,
+    settle_deadline,
     signed_hex32,
 )
 from drivers.toolkit.serial_link import SerialLink
@@ -116,7 +117,7 @@ class ThorlabsELL14(MessageInstrument):
         return Reading(await self.pulses.get() / self.pulses_per_degree, "deg")
 
     async def wait_settled(self, timeout: float | None = None) -> Reading:
-        with trio.fail_after(self.settle_timeout_s if timeout is None else timeout):
+        with settle_deadline(self.label, timeout, self.settle_timeout_s):
             while (code := await self.status.get()) == BUSY:
                 await trio.sleep(0.02)
         self._check(code)

@@ -11,7 +11,23 @@ decides what a failure means:
 * anything else a driver raises, or a call that outlives its timeout, *faults* the
   instrument: pending calls fail at once, the driver is closed, and after a back-off it is
   created and opened again. Too many faults within a window and it stays faulted, with
-  the reason, until someone calls :meth:`Supervisor.reset`.
+  the reason, until someone calls :meth:`Supervisor.reset`. Every fault, restart and
+  give-up is logged on ``labd.supervisor``; the last fault stays in
+  :attr:`InstrumentHandle.last_fault` after recovery.
+
+A call's timeout is charged only to the party that spent it (docs/security.md):
+
+* a method with a ``timeout`` parameter (``wait_settled``) is the caller's own bounded
+  wait: its deadline is the call timeout *plus* the caller's, so the driver's
+  :class:`~capabilities.WaitTimeout` arrives first. Left unbounded, it is given the call
+  timeout as its bound: a long wait ends in ``WaitTimeout``, not in a fault;
+* time the daemon itself was stalled (a SIGSTOP, a VM pause: :mod:`labd.loopwatch`) is
+  not counted against a call or an ``open()``: its deadline moves by that much.
+
+A call may come with a *guard* (:meth:`InstrumentHandle.call`): it runs in the owner task
+right before the call, with the set-points the call would leave (:mod:`labd.setpoints`),
+and can refuse it. Guard and call are one step: no other call reaches the driver between
+them, which is what makes a range restriction hold against every interleaving of calls.
 
 One instrument's fault never reaches its siblings: each owner runs in its own task and
 catches everything its driver throws.
@@ -22,9 +38,10 @@ from __future__ import annotations
 import contextlib
 import enum
 import inspect
+import logging
 import math
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar, cast
 
@@ -49,8 +66,16 @@ from labd.errors import (
     InstrumentUnavailable,
     UnknownInstrument,
 )
+from labd.loopwatch import stalled_seconds
+from labd.setpoints import Setpoints
 
 T = TypeVar("T")
+
+log = logging.getLogger("labd.supervisor")
+
+Guard = Callable[[Mapping[str, float]], None]
+"""Checks a call in the owner task, given the set-points it would leave (quantity ->
+value, :mod:`labd.setpoints`); raises an :class:`~capabilities.InvalidRequest` to refuse it."""
 
 QUEUE_LIMIT = 256
 """Calls waiting on one instrument beyond this are refused as busy at once."""
@@ -73,6 +98,15 @@ class StateChange:
     timestamp: float
 
 
+@dataclass(frozen=True)
+class LastFault:
+    """The most recent fault of an instrument, kept after it recovered."""
+
+    reason: str
+    timestamp: float
+    """Wall clock, seconds since the epoch."""
+
+
 def capability_methods(capability: type) -> list[str]:
     """The public method names a capability Protocol declares."""
     return [
@@ -85,19 +119,45 @@ def capability_methods(capability: type) -> list[str]:
 @dataclass(eq=False)
 class _Request:
     target: object
+    setpoints: Setpoints
     method: str
     args: tuple[Any, ...]
     timeout: float
-    """Limits the wait in the queue (then: busy) and, separately, the run (then: fault)."""
+    """Limits the wait in the queue (then: busy) and, with ``caller_timeout``, the run."""
+    caller_timeout: float
+    """The caller's own bound on the call (a ``timeout`` argument); 0: none."""
+    guard: Guard | None
     started: trio.Event = field(default_factory=trio.Event)
     done: trio.Event = field(default_factory=trio.Event)
     result: outcome.Outcome[Any] | None = None
     caller_gone: bool = False
     scope: trio.CancelScope = field(default_factory=trio.CancelScope)
 
+    @property
+    def budget(self) -> float:
+        """How long the call may run before it faults the instrument."""
+        return self.timeout + self.caller_timeout
+
     def finish(self, result: outcome.Outcome[Any]) -> None:
         self.result = result
         self.done.set()
+
+
+@dataclass(eq=False)
+class _Step:
+    """What the owner task runs now (a call, an ``open()``) and when it is overdue."""
+
+    what: str
+    started: float
+    budget: float
+    scope: trio.CancelScope
+    excused: float = 0.0
+    """Seconds the daemon itself was stalled meanwhile: not counted against the step."""
+    timed_out: bool = False
+
+    @property
+    def deadline(self) -> float:
+        return self.started + self.budget + self.excused
 
 
 class InstrumentHandle:
@@ -130,20 +190,29 @@ class InstrumentHandle:
     def restarts(self) -> int:
         return self._owner.restarts
 
-    async def call(self, method: str, *args: Any, timeout: float | None = None) -> Any:
+    @property
+    def last_fault(self) -> LastFault | None:
+        return self._owner.last_fault
+
+    async def call(
+        self, method: str, *args: Any, timeout: float | None = None, guard: Guard | None = None
+    ) -> Any:
         """Run ``method(*args)`` on the driver, serialised with every other call to it.
+
+        ``guard``, if given, checks the call in the owner task first (see :data:`Guard`);
+        a relative move then runs as the absolute move to the target it checked.
 
         Raises :class:`InstrumentUnavailable` when the instrument is not ready,
         :class:`InstrumentBusy` when the call could not start within ``timeout``,
         :class:`CallTimeout` when the driver took longer (it is then restarted), and
-        whatever the capability raised otherwise.
+        whatever the capability or the guard raised otherwise.
         """
         if method not in self._methods:
             have = ", ".join(self.capabilities) or "none"
             raise CapabilityMissing(
                 f"{self.name} has no method {method!r} (its capabilities: {have})"
             )
-        return await self._owner.submit(self, method, args, timeout)
+        return await self._owner.submit(self, method, args, timeout, guard)
 
     def proxy(self, capability: type[T]) -> T:
         """An object implementing ``capability`` whose methods go through :meth:`call`."""
@@ -191,13 +260,17 @@ class _Owner:
         self.state = State.STARTING
         self.reason: str | None = None
         self.restarts = 0
+        self.last_fault: LastFault | None = None
         self.driver: object | None = None
         self.channel_objects: dict[str, object] = {}
         self.handles: dict[str, InstrumentHandle] = {}
+        self.setpoints: dict[str | None, Setpoints] = {}
         self._send, self._receive = trio.open_memory_channel[_Request](QUEUE_LIMIT)
         self._reset = trio.Event()
         self._faults: deque[float] = deque()
         self._first_attempt = trio.Event()
+        self._step: _Step | None = None
+        self._nap = trio.CancelScope()  # the deadline watch's sleep (see _watch)
         self._prepare(spec.create())
 
     def _prepare(self, driver: object) -> None:
@@ -209,6 +282,8 @@ class _Owner:
         main._learn(driver)
         self.handles[self.spec.name] = main
         self.channel_objects = dict(driver.channels()) if isinstance(driver, HasChannels) else {}
+        # A new driver knows nothing of the targets the previous one was commanded to.
+        self.setpoints = {channel: Setpoints() for channel in (None, *self.channel_objects)}
         for channel, obj in self.channel_objects.items():
             name = f"{self.spec.name}/{channel}"
             handle = self.handles.get(name) or InstrumentHandle(
@@ -227,7 +302,12 @@ class _Owner:
                 self._notify(StateChange(name, state, reason, now()))
 
     async def submit(
-        self, handle: InstrumentHandle, method: str, args: tuple[Any, ...], timeout: float | None
+        self,
+        handle: InstrumentHandle,
+        method: str,
+        args: tuple[Any, ...],
+        timeout: float | None,
+        guard: Guard | None,
     ) -> Any:
         if self.state not in (State.READY, State.BUSY):
             why = f": {self.reason}" if self.reason else ""
@@ -236,11 +316,19 @@ class _Owner:
             )
         target = self.target_of(handle.channel)
         try:
-            _signature(type(target), method).bind(None, *args)
+            bound = _signature(type(target), method).bind(None, *args)
         except TypeError as e:
             raise InvalidRequest(f"{handle.name}.{method}: {e}") from None
         timeout = self.spec.call_timeout_s if timeout is None else timeout
-        request = _Request(target, method, args, timeout)
+        caller_timeout = 0.0
+        if "timeout" in bound.signature.parameters:
+            bounded = _caller_timeout(handle.name, method, bound.arguments.get("timeout"))
+            # Unbounded, the wait gets the call timeout as its own bound.
+            caller_timeout = bound.arguments["timeout"] = timeout if bounded is None else bounded
+            args = bound.args[1:]
+        request = _Request(
+            target, self.setpoints[handle.channel], method, args, timeout, caller_timeout, guard
+        )
         try:
             self._send.send_nowait(request)
         except trio.WouldBlock:
@@ -266,14 +354,25 @@ class _Owner:
         return request.result.unwrap()
 
     async def run(self) -> None:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._watch, name=f"deadlines:{self.spec.name}")
+            try:
+                await self._supervise()
+            finally:
+                nursery.cancel_scope.cancel()
+
+    async def _supervise(self) -> None:
+        name = self.spec.name
         try:
             while True:
                 reason = await self._open_and_serve()
-                if self._gave_up(reason):
+                if self._fault(reason):
                     await self._reset.wait()
                     self._reset = trio.Event()
                     self._faults.clear()
+                    log.info("%s: reset by the operator", name)
                     self.set_state(State.RESTARTING, "reset by operator")
+                    backoff = 0.0
                 else:
                     backoff = min(
                         self.policy.backoff_initial_s * 2 ** (len(self._faults) - 1),
@@ -282,9 +381,10 @@ class _Owner:
                     self.set_state(State.RESTARTING, reason)
                     await trio.sleep(backoff)
                 self.restarts += 1
+                log.info("%s: restart %d after %.3g s back-off", name, self.restarts, backoff)
                 self._prepare(self.spec.create())
         finally:
-            self._fail_pending(InstrumentUnavailable(f"{self.spec.name} is stopped", "stopped"))
+            self._fail_pending(InstrumentUnavailable(f"{name} is stopped", "stopped"))
             with trio.CancelScope(shield=True):
                 await self._close()
             self.set_state(State.STOPPED)
@@ -292,34 +392,40 @@ class _Owner:
     def reset(self) -> None:
         self._reset.set()
 
-    def _gave_up(self, reason: str) -> bool:
+    def _fault(self, reason: str) -> bool:
+        """Record a fault (state, log, last fault); True if the restart limit is reached."""
         t = trio.current_time()
         self._faults.append(t)
         while self._faults and self._faults[0] < t - self.policy.window_s:
             self._faults.popleft()
-        if len(self._faults) > self.policy.max_restarts:
+        self.last_fault = LastFault(reason, now())
+        name, count, window = self.spec.name, len(self._faults), self.policy.window_s
+        if count > self.policy.max_restarts:
+            log.error(
+                "%s: gave up after %d restarts within %g s (fault %d); it stays faulted until"
+                " reset; last fault: %s",
+                name, self.policy.max_restarts, window, count, reason,
+            )  # fmt: skip
             self.set_state(
                 State.FAULTED,
                 f"gave up after {self.policy.max_restarts} restarts within "
-                f"{self.policy.window_s:g} s; last fault: {reason}",
+                f"{window:g} s; last fault: {reason}",
             )
             return True
+        log.warning(
+            "%s: faulted (fault %d of at most %d within %g s): %s",
+            name, count, self.policy.max_restarts, window, reason,
+        )  # fmt: skip
         self.set_state(State.FAULTED, reason)
         return False
 
     async def _open_and_serve(self) -> str:
         """Open the driver and serve calls until it faults; returns the fault's reason."""
-        driver = self.driver
-        assert driver is not None
-        try:
-            with trio.fail_after(self.policy.open_timeout_s):
-                await driver.open()  # type: ignore[attr-defined]
-        except trio.TooSlowError:
-            reason = f"open() did not finish within {self.policy.open_timeout_s:g} s"
-        except Exception as e:
-            reason = f"open() failed: {_describe(e)}"
-        else:
+        reason = await self._open()
+        if reason is None:
             self.set_state(State.READY)
+            if self.restarts:
+                log.info("%s: ready again after restart %d", self.spec.name, self.restarts)
             self._first_attempt.set()
             reason = await self._serve()
         self._first_attempt.set()
@@ -342,35 +448,111 @@ class _Owner:
             self.set_state(State.READY, announce=False)
         raise AssertionError("the request channel never closes")
 
+    async def _open(self) -> str | None:
+        """Open the driver within ``open_timeout_s``; the reason it failed, or None."""
+        driver = self.driver
+        assert driver is not None
+        step = _Step("open()", trio.current_time(), self.policy.open_timeout_s, trio.CancelScope())
+        with step.scope:
+            self._begin(step)
+            try:
+                await driver.open()  # type: ignore[attr-defined]
+            except Exception as e:
+                return f"open() failed: {_describe(e)}"
+            finally:
+                self._end(step)
+            return None
+        return f"open() did not finish within {step.budget:g} s{_excuse(step)}"
+
     async def _execute(self, request: _Request) -> str | None:
         """Run one request; returns a fault reason if the instrument must be restarted."""
-        method = getattr(request.target, request.method)
+        step = _Step(f"{request.method}()", trio.current_time(), request.budget, request.scope)
         with request.scope:
-            with trio.move_on_after(request.timeout) as deadline:
-                try:
-                    value = await method(*request.args)
-                except (InvalidRequest, WaitTimeout, MeasurementInvalid) as e:
-                    request.finish(outcome.Error(e))
-                    return None
-                except Exception as e:  # trio.Cancelled is a BaseException: it passes
-                    reason = f"{request.method}() raised {_describe(e)}"
-                    error = (
-                        e
-                        if isinstance(e, DeviceError)
-                        else DeviceError(f"{self.spec.name}: {reason}")
-                    )
-                    request.finish(outcome.Error(error))
-                    return reason
-                request.finish(outcome.Value(value))
+            self._begin(step)
+            try:
+                value = await self._perform(request)
+            except (InvalidRequest, WaitTimeout, MeasurementInvalid) as e:
+                request.finish(outcome.Error(e))
                 return None
-            if deadline.cancelled_caught:
-                reason = f"{request.method}() did not answer within {request.timeout:g} s"
-                request.finish(outcome.Error(CallTimeout(f"{self.spec.name}: {reason}")))
+            except Exception as e:  # trio.Cancelled is a BaseException: it passes
+                reason = f"{request.method}() raised {_describe(e)}"
+                error = (
+                    e if isinstance(e, DeviceError) else DeviceError(f"{self.spec.name}: {reason}")
+                )
+                request.finish(outcome.Error(error))
                 return reason
+            finally:
+                self._end(step)
+            request.finish(outcome.Value(value))
+            return None
+        if step.timed_out:
+            allowed = f"{request.budget:g} s"
+            if request.caller_timeout:
+                allowed += (
+                    f" (call timeout {request.timeout:g} s + the caller's own"
+                    f" {request.caller_timeout:g} s)"
+                )
+            reason = f"{request.method}() did not answer within {allowed}{_excuse(step)}"
+            request.finish(outcome.Error(CallTimeout(f"{self.spec.name}: {reason}")))
+            return reason
         # The caller went away (its cancel scope cancelled ours): not the driver's fault.
         if not request.done.is_set():
             request.finish(outcome.Error(InstrumentUnavailable("call cancelled by its caller")))
         return None
+
+    async def _perform(self, request: _Request) -> Any:
+        """The guard (if any) and the call, as one step of the owner task."""
+        method, args = request.method, request.args
+        if request.guard is not None:
+            plan = await request.setpoints.plan(request.target, method, args)
+            request.guard(plan.leaves)
+            method, args = plan.method, plan.args
+        request.setpoints.starting(method)
+        value = await getattr(request.target, method)(*args)
+        request.setpoints.succeeded(method, args)
+        return value
+
+    def _begin(self, step: _Step) -> None:
+        self._step = step
+        if step.deadline < self._nap.deadline:
+            self._nap.deadline = step.deadline
+
+    def _end(self, step: _Step) -> None:
+        if self._step is step:
+            self._step = None
+
+    async def _watch(self) -> None:
+        """Cancel the running step once it has run past its budget *while the daemon ran*.
+
+        One sleeping task per instrument instead of a deadline per call: a Trio deadline
+        cannot be told, once it passed, that the time went to a stall of the whole
+        daemon. This task sleeps until the running step's deadline (``_begin`` brings the
+        wake-up forward for a step due sooner), then asks :func:`stalled_seconds` how much
+        of the step's time the daemon itself was stalled, and moves the deadline by that.
+        """
+        while True:
+            step = self._step
+            due = step.deadline if step is not None and not step.timed_out else math.inf
+            with trio.CancelScope(deadline=due) as self._nap:
+                await trio.sleep_forever()
+            step = self._step
+            if step is None or step.timed_out:
+                continue
+            t = trio.current_time()
+            if t < step.deadline:
+                continue
+            stalled = stalled_seconds(step.started, t)
+            if stalled > step.excused:
+                step.excused = stalled
+                log.warning(
+                    "%s: %s was in flight while the daemon itself was stalled %.2f s;"
+                    " its deadline moves by that much (not charged to the driver)",
+                    self.spec.name, step.what, stalled,
+                )  # fmt: skip
+                if t < step.deadline:
+                    continue
+            step.timed_out = True
+            step.scope.cancel()
 
     def _fail_pending(self, error: Exception) -> None:
         while True:
@@ -400,6 +582,25 @@ def _signature(cls: type, method: str) -> inspect.Signature:
     if key not in _SIGNATURES:
         _SIGNATURES[key] = inspect.signature(getattr(cls, method))
     return _SIGNATURES[key]
+
+
+def _caller_timeout(name: str, method: str, value: object) -> float | None:
+    """The caller's own bound passed as ``timeout``, checked here so that a bad one is the
+    caller's error (InvalidRequest) and never a driver's fault; None for none."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < math.inf:
+        raise InvalidRequest(
+            f"{name}.{method}: timeout must be a finite number of seconds >= 0 (or none),"
+            f" got {value!r}"
+        )
+    return float(value)
+
+
+def _excuse(step: _Step) -> str:
+    if not step.excused:
+        return ""
+    return f", not counting {step.excused:.2f} s the daemon itself was stalled"
 
 
 def _describe(e: BaseException) -> str:

@@ -67,9 +67,12 @@ struct InstrumentInfo {
   driver @1 :Text;
   capabilities @2 :List(Text);   # capability names, see capabilities.CAPABILITIES
   state @3 :InstrumentState;
-  reason @4 :Text;               # why faulted/stopped; empty otherwise
+  reason @4 :Text;               # why faulted/stopped; once ready again: the last fault's
+                                 # reason; empty if it never faulted
   restarts @5 :UInt32;
   streams @6 :List(Text);        # streams of this instrument, e.g. "stage/position"
+  lastFault @7 :Text;            # the most recent fault's reason, kept after recovery; empty: none
+  lastFaultAt @8 :Float64;       # when it happened, seconds since the epoch; 0: never faulted
 }
 
 struct StateChange {
@@ -219,7 +222,8 @@ struct Range {
 # already restricted instrument intersects the ranges and keeps the earlier expiry.
 struct Restriction {
   readOnly @0 :Bool;             # only reading/query methods
-  expiresIn @1 :Float64;         # seconds from now; <= 0: never
+  expiresIn @1 :Float64;         # seconds from now, positive and finite; 0: never
+                                 # (negative, NaN or infinite: refused as invalid-request)
   position @2 :Range;            # Movable targets; null: unrestricted
   voltage @3 :Range;             # VoltageSource set points; null: unrestricted
   current @4 :Range;             # VoltageSource current limits; null: unrestricted

@@ -126,6 +126,13 @@ class SimStage(SimInstrument):
         await self._call("limits")
         return self._limits
 
+    # HasMoveTarget
+
+    async def move_target(self) -> Reading:
+        """Where the carriage is going (where it is, once settled): what move_rel adds to."""
+        await self._call("move_target")
+        return Reading(self._current().target, self._limits.unit)
+
     # Stoppable
 
     async def stop(self) -> None:

@@ -22,6 +22,7 @@ from drivers.toolkit.properties import (
     setting,
 )
 from drivers.toolkit.validators import InRange, OneOf, Validator, in_range, one_of
+from drivers.toolkit.waits import settle_deadline
 
 __all__ = [
     "Channel",
@@ -51,5 +52,6 @@ __all__ = [
     "scpi_bool",
     "scpi_string",
     "setting",
+    "settle_deadline",
     "signed_hex32",
 ]

@@ -1,10 +1,15 @@
 """One Cap'n Proto server class per capability, each a thin adapter onto the supervisor.
 
 Every call goes through :meth:`Target.call`: check the holder's :class:`Policy` (revoked?
-expired? read-only? in range?), run the driver method as a Trio task in the connection's
-nursery via :func:`labd.aio.to_trio` (so a cancelled RPC cancels the driver call), and turn
-any exception into its short wire form. The classes only translate arguments and results
-between wire structs and :mod:`capabilities.values`.
+expired? read-only?), run the driver method as a Trio task in the connection's nursery via
+:func:`labd.aio.to_trio` (so a cancelled RPC cancels the driver call), and turn any
+exception into its short wire form. A restricted holder's call carries the policy as its
+guard, which the instrument's owner task runs atomically with the call against the
+set-points the call would leave (ranges: docs/security.md). The classes only translate
+arguments and results between wire structs and :mod:`capabilities.values`.
+
+Fault injection is the lab owner's alone: a restricted or shared capability never
+carries ``FaultInjectable`` (:func:`granted`).
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ from typing import Any
 
 import trio
 
-from capabilities import Frame, Reading
+from capabilities import Frame
 from labd import records
 from labd.aio import to_trio
 from labd.rpc import schema, wire
@@ -43,17 +48,15 @@ class Target:
         except Exception as exc:
             raise wire.to_wire_error(exc) from None
 
-    async def call(
-        self, method: str, *args: Any, mutates: bool = False, ranged: str | None = None
-    ) -> Any:
-        """``handle.call(method, *args)`` if the policy allows it; ``ranged`` names the
-        quantity (``"position"``, ``"voltage"``, ``"current"``) that ``args[0]`` sets."""
+    async def call(self, method: str, *args: Any, mutates: bool = False) -> Any:
+        """``handle.call(method, *args)`` if the policy allows it, now and as it runs."""
 
         async def checked() -> Any:
             self.policy.check_call(method, mutates=mutates)
-            if ranged is not None:
-                self.policy.check_value(ranged, float(args[0]))
-            return await self.handle.call(method, *args)
+            guard = (
+                self.policy.guard(method, mutates=mutates) if self.policy.is_restricted else None
+            )
+            return await self.handle.call(method, *args, guard=guard)
 
         return await self.run(checked)
 
@@ -63,20 +66,10 @@ class MovableServer(_s.Movable.Server):  # type: ignore[misc]
         self._t = target
 
     async def moveAbs(self, position: float, **_: Any) -> None:
-        await self._t.call("move_abs", position, mutates=True, ranged="position")
+        await self._t.call("move_abs", position, mutates=True)
 
     async def moveRel(self, delta: float, **_: Any) -> None:
-        t = self._t
-
-        async def checked() -> None:
-            t.policy.check_call("move_rel", mutates=True)
-            if t.policy.effective_range("position") is not None:
-                # A range is on absolute positions: check where this step would end.
-                here: Reading = await t.handle.call("position")
-                t.policy.check_value("position", here.value + delta, here.unit)
-            await t.handle.call("move_rel", delta)
-
-        await t.run(checked)
+        await self._t.call("move_rel", delta, mutates=True)
 
     async def position(self, _context: Any, **_: Any) -> None:
         wire.reading_to(_context.results.reading, await self._t.call("position"))
@@ -192,14 +185,14 @@ class VoltageSourceServer(_s.VoltageSource.Server):  # type: ignore[misc]
         self._t = target
 
     async def setVoltage(self, volts: float, **_: Any) -> None:
-        await self._t.call("set_voltage", volts, mutates=True, ranged="voltage")
+        await self._t.call("set_voltage", volts, mutates=True)
 
     async def voltageSetpoint(self, **_: Any) -> float:
         volts: float = await self._t.call("voltage_setpoint")
         return volts
 
     async def setCurrentLimit(self, amps: float, **_: Any) -> None:
-        await self._t.call("set_current_limit", amps, mutates=True, ranged="current")
+        await self._t.call("set_current_limit", amps, mutates=True)
 
     async def currentLimit(self, **_: Any) -> float:
         amps: float = await self._t.call("current_limit")
@@ -246,8 +239,19 @@ SERVERS: dict[str, tuple[str, type[Any]]] = {
 }
 
 
+OWNER_ONLY = frozenset({"FaultInjectable"})
+"""Capabilities only the unrestricted capability (the lab owner's) carries."""
+
+
+def granted(handle: InstrumentHandle, policy: Policy) -> list[str]:
+    """The capabilities of ``handle`` a holder of ``policy`` gets."""
+    if not policy.is_restricted:
+        return list(handle.capabilities)
+    return [name for name in handle.capabilities if name not in OWNER_ONLY]
+
+
 def fill_capabilities(struct: Any, target: Target) -> None:
-    """Set one server per capability the instrument has on a ``Capabilities`` struct."""
-    for name in target.handle.capabilities:
+    """Set one server per capability granted to the target's holder on a ``Capabilities`` struct."""
+    for name in granted(target.handle, target.policy):
         field, server = SERVERS[name]
         setattr(struct, field, server(target))

@@ -19,7 +19,7 @@ from capabilities import PermissionDenied
 from labd.errors import LabdError
 from labd.rpc import schema
 from labd.rpc.bulk import BulkListener
-from labd.rpc.capability_servers import Target, fill_capabilities
+from labd.rpc.capability_servers import Target, fill_capabilities, granted
 from labd.rpc.policy import Policy, Restriction, ShareRegistry
 from labd.rpc.replay import RecordedData, fill_data_info, open_replay
 from labd.rpc.subscriptions import IpcCache, SubscriptionServer, push_states, push_stream
@@ -194,7 +194,9 @@ class InstrumentServer(_s.Instrument.Server):  # type: ignore[misc]
     @wire_errors
     async def info(self, _context: Any, **_: Any) -> None:
         self._policy.check_alive()
-        fill_info(_context.results.info, self._handle, self._session.services.streams)
+        info = _context.results.info
+        fill_info(info, self._handle, self._session.services.streams)
+        info.capabilities = granted(self._handle, self._policy)
 
     @wire_errors
     async def capabilities(self, _context: Any, **_: Any) -> None:
@@ -288,9 +290,12 @@ def fill_info(info: Any, handle: InstrumentHandle, streams: StreamHub) -> None:
     info.driver = handle.driver
     info.capabilities = list(handle.capabilities)
     info.state = handle.state.value
-    info.reason = handle.reason or ""
+    last = handle.last_fault
+    info.reason = handle.reason or (last.reason if last else "")
     info.restarts = handle.restarts
     info.streams = [n for n in streams.names() if n.startswith(handle.name + "/")]
+    if last is not None:
+        info.lastFault, info.lastFaultAt = last.reason, last.timestamp
 
 
 def restriction_from_wire(struct: Any) -> Restriction:
@@ -299,5 +304,7 @@ def restriction_from_wire(struct: Any) -> Restriction:
         for quantity in ("position", "voltage", "current")
         if struct._has(quantity)
     }
-    expires_in = struct.expiresIn if struct.expiresIn > 0 else None
+    # 0 (also the unset default) is "never"; anything else must be a lifetime, which
+    # Policy.derive checks (a negative or NaN one used to mean "never" too).
+    expires_in = None if struct.expiresIn == 0 else struct.expiresIn
     return Restriction(read_only=struct.readOnly, expires_in=expires_in, ranges=ranges)

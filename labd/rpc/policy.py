@@ -1,19 +1,35 @@
 """Restricted and shared capabilities: what a derived capability may still do.
 
 Holding a capability is the permission. A holder narrows it by deriving a new one with a
-:class:`Policy` — read-only, value ranges, an expiry — and may hand that out as a sharing
-token. Policies form a chain (a share of a share points at its parent), so revoking one
-link cuts everything derived from it: every call through a derived capability checks its
-whole chain first and fails with :class:`~capabilities.PermissionDenied`.
+:class:`Policy` — read-only, value ranges, an expiry — and the lab's owner may hand that
+out as a sharing token. Policies form a chain (a restriction of a share points at the
+share), so revoking one link cuts everything derived from it: every call through a derived
+capability checks its whole chain and fails with :class:`~capabilities.PermissionDenied`.
+
+The check runs twice: once when the call arrives (a refused call never queues), and again
+as the call's :data:`~labd.supervisor.Guard`, in the instrument's owner task, atomically
+with the call and against the set-points it would leave (:mod:`labd.setpoints`). Only the
+second one is what a range rests on (docs/security.md).
 """
 
 from __future__ import annotations
 
+import math
 import secrets
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from capabilities import OutOfRange, PermissionDenied
+from capabilities import InvalidRequest, OutOfRange, PermissionDenied
+from labd.setpoints import RANGED_QUANTITIES as RANGED_QUANTITIES  # clients import it here
+
+if TYPE_CHECKING:  # clients import this module: it must not pull in the supervisor
+    from labd.supervisor import Guard
+
+SHARES_PER_INSTRUMENT = 256
+"""Live sharing tokens one instrument may have; making more is refused until some are
+revoked or expire."""
 
 
 @dataclass(frozen=True)
@@ -22,12 +38,10 @@ class Restriction:
 
     read_only: bool = False
     expires_in: float | None = None
-    """Seconds from now; ``None``: never expires (beyond the parent's expiry)."""
+    """Seconds from now, positive and finite; ``None``: never expires (beyond the
+    parent's expiry)."""
     ranges: dict[str, tuple[float, float]] = field(default_factory=dict)
     """Allowed set-point ranges by quantity: ``position``, ``voltage``, ``current``."""
-
-
-RANGED_QUANTITIES = ("position", "voltage", "current")
 
 
 class Policy:
@@ -46,17 +60,27 @@ class Policy:
         self.expires_at = expires_at
         self.ranges = dict(ranges or {})
         self.revoked = False
+        self.shared = False
+        """Handed out as a sharing token (set by :meth:`ShareRegistry.share`)."""
 
     def derive(self, restriction: Restriction) -> Policy:
         """A child policy: never more than this one allows (ranges intersect, earliest expiry)."""
         for quantity, (low, high) in restriction.ranges.items():
             if quantity not in RANGED_QUANTITIES:
-                raise ValueError(f"cannot restrict {quantity!r}; known: {RANGED_QUANTITIES}")
+                raise InvalidRequest(
+                    f"cannot restrict {quantity!r}; known: {', '.join(RANGED_QUANTITIES)}"
+                )
             if not low <= high:
                 raise OutOfRange(f"{quantity} range [{low:g}, {high:g}] is empty (low > high)")
         expires_at = None
-        if restriction.expires_in is not None and restriction.expires_in > 0:
-            expires_at = time.time() + restriction.expires_in
+        if restriction.expires_in is not None:
+            expires_in = restriction.expires_in
+            if not 0 < expires_in < math.inf:
+                raise InvalidRequest(
+                    f"expiry {expires_in!r} s: a share expires after a positive, finite number"
+                    " of seconds, or never (expiresIn = 0 on the wire, no --expires on the CLI)"
+                )
+            expires_at = time.time() + expires_in
         return Policy(
             self, read_only=restriction.read_only, expires_at=expires_at, ranges=restriction.ranges
         )
@@ -72,6 +96,11 @@ class Policy:
     @property
     def is_restricted(self) -> bool:
         return self.parent is not None
+
+    @property
+    def via_share(self) -> bool:
+        """Reached through a sharing token (only the lab's owner may share)."""
+        return any(p.shared for p in self.chain())
 
     @property
     def effective_read_only(self) -> bool:
@@ -102,16 +131,27 @@ class Policy:
         if mutates and self.effective_read_only:
             raise PermissionDenied(f"{method}: this is a read-only capability")
 
-    def check_value(self, quantity: str, value: float, unit: str = "") -> None:
+    def check_value(self, method: str, quantity: str, value: float) -> None:
+        """Refuse a call that would leave ``quantity`` at ``value``, outside the range."""
         bounds = self.effective_range(quantity)
         if bounds is None:
             return
         low, high = bounds
         if not low <= value <= high:
             raise OutOfRange(
-                f"{quantity} {value:g} is outside [{low:g}, {high:g}], the range this"
-                " restricted capability allows"
+                f"{method}: would leave the {quantity} at {value:g}, outside [{low:g}, {high:g}],"
+                " the range this restricted capability allows"
             )
+
+    def guard(self, method: str, *, mutates: bool) -> Guard:
+        """The check of one call as the owner task runs it (see the module docstring)."""
+
+        def check(leaves: Mapping[str, float]) -> None:
+            self.check_call(method, mutates=mutates)
+            for quantity, value in leaves.items():
+                self.check_value(method, quantity, value)
+
+        return check
 
 
 @dataclass
@@ -133,10 +173,27 @@ class ShareRegistry:
         self._shares: dict[str, Share] = {}
 
     def share(self, instrument: str, policy: Policy) -> Share:
-        """Register ``policy`` under a fresh token. ``policy`` must be its own link (revocable)."""
+        """Register ``policy`` under a fresh token. ``policy`` must be its own link (revocable).
+
+        Refused for a capability that itself came from a sharing token (only the lab's
+        owner shares), and beyond :data:`SHARES_PER_INSTRUMENT` live tokens.
+        """
+        if policy.via_share:
+            raise PermissionDenied(
+                "a shared capability cannot be shared again; ask the lab's owner for"
+                " another sharing token"
+            )
         self._forget_dead()
+        live = sum(1 for share in self._shares.values() if share.instrument == instrument)
+        if live >= SHARES_PER_INSTRUMENT:
+            raise PermissionDenied(
+                f"{instrument} already has {live} live sharing tokens, the most the daemon"
+                " keeps per instrument; revoke some first (labd share --list, labd share"
+                " --revoke TOKEN)"
+            )
         token = "share-" + secrets.token_urlsafe(24)
         share = Share(token, instrument, policy)
+        policy.shared = True
         self._shares[token] = share
         return share
 

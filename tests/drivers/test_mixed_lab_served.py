@@ -195,7 +195,8 @@ def test_every_instrument_family_answers_over_rpc_and_a_replugged_device_recover
         served.replug("smc100")
         wait_until("linear to be ready again", lambda: state_of(lab, "linear")[0] == "ready")
         info = lab.instrument("linear").info()
-        assert info.restarts >= 1 and info.reason == ""
+        # Ready again, it still says what went wrong last.
+        assert info.restarts >= 1 and "unreachable" in info.reason
         # Watchers were told each step as it happened.
         seen: list[str] = []
         while seen[-1:] != ["ready"]:
