@@ -8,12 +8,27 @@ is released there). Since both run on the same thread, a Trio task can be resche
 straight from an asyncio callback and vice versa; this module holds the three crossings:
 
 - :func:`run` starts the pair and is the entry point of every process that uses pycapnp;
+  it also moves Python's cyclic garbage collection onto the loop thread (below);
 - :func:`aio` awaits an asyncio awaitable (a pycapnp promise) from Trio; cancelling the
   Trio task cancels the asyncio future, which drops the KJ promise and so cancels the
   call on the remote side;
 - :func:`to_trio` runs Trio code from an asyncio coroutine (a pycapnp server method);
   cancelling that coroutine (the remote caller went away or cancelled) cancels the Trio
   work.
+
+Garbage collection happens on the loop thread only. A pycapnp object (a capability, a
+promise, a message) must be freed on the thread that runs its KJ loop; freed anywhere else
+the process aborts ("No event loop is running on this thread", docs/architecture.md).
+Reference counting frees most objects where their last user drops them, on the loop. But
+an object caught in a reference cycle (an exception whose traceback holds the frame that
+holds a promise) is freed by the cyclic collector, and CPython runs that on whichever
+thread happens to allocate past the threshold: a script's wasmtime thread, Trio's
+thread cache or guest-mode I/O thread, a user's own thread next to a blocking client.
+Breaking each cycle by hand fixes the cycles we know of; this fixes the class: while
+:func:`run` runs, automatic collection is off (``gc.disable()``) and a timer on the loop
+collects every :data:`GC_CHECK_S` whichever generation CPython itself would have collected
+by then (:func:`collect_due`). :func:`freeze_long_lived` then keeps the daemon's start-up
+objects out of every later collection, so the collections on the loop stay short.
 """
 
 from __future__ import annotations
@@ -21,7 +36,9 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import ctypes.util
+import gc
 import signal
+import threading
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
 
@@ -54,15 +71,117 @@ def tune_malloc() -> None:
     mallopt(_M_TRIM_THRESHOLD, 256 * 1024 * 1024)
 
 
+GC_CHECK_S = 0.05
+"""How often the loop looks whether a collection is due. Objects a collection would free
+wait at most this long; the look itself is three integer reads."""
+
+FULL_COLLECTION_GROWTH = 0.25
+"""A full collection only once the oldest generation grew by a quarter since the last one:
+CPython's own rule, which keeps full collections from making a growing heap quadratic."""
+
+
 def run(main: Callable[..., Awaitable[T]], *args: Any, handle_signals: bool = True) -> T:
     """Run the Trio function ``main(*args)`` with a live pycapnp (KJ) loop, return its result.
 
     SIGINT and SIGTERM cancel ``main`` (so its ``finally:`` blocks and nursery shutdown
     run) instead of raising KeyboardInterrupt at an arbitrary point. Pass
     ``handle_signals=False`` when running in a thread other than the main one.
+
+    While it runs, garbage is collected on this thread only (see the module's docstring);
+    the collector's previous state is restored once the last such loop has ended.
     """
     tune_malloc()
     return asyncio.run(_host(main, args, handle_signals))
+
+
+class _Collectors:
+    """The loops of this process that run :func:`run` (several blocking clients may each
+    have one): the oldest collects for all, automatic collection is back on after the last.
+
+    Objects of a second loop can still be freed on the first loop's thread; one loop per
+    process (the daemon, a client program) is the case this makes safe.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._threads: list[int] = []
+        self._was_enabled = False
+        self.full_after = 0  # size of the oldest generation that makes a full collection due
+
+    def enter(self) -> None:
+        with self._lock:
+            if not self._threads:
+                self._was_enabled = gc.isenabled()
+                gc.disable()
+                self.full_after = 0
+            self._threads.append(threading.get_ident())
+
+    def is_collector(self) -> bool:
+        return bool(self._threads) and self._threads[0] == threading.get_ident()
+
+    def leave(self) -> None:
+        """Collect what this loop left (its thread, its KJ loop still alive); the last
+        loop out gives the frozen objects back and restores automatic collection."""
+        with self._lock:
+            if self.is_collector():
+                gc.collect()
+            self._threads.remove(threading.get_ident())
+            if not self._threads:
+                gc.unfreeze()
+                if self._was_enabled:
+                    gc.enable()
+
+
+_collectors = _Collectors()
+
+
+def collect_due() -> int | None:
+    """Collect, on this thread, the generation CPython would collect now; returns it.
+
+    Mirrors CPython's own schedule (``gc.get_threshold()``, ``gc.get_count()``): nothing
+    until the youngest generation saw that many allocations; then the oldest generation
+    whose count of collections below it is past its threshold, the oldest of all only once
+    it grew by :data:`FULL_COLLECTION_GROWTH`.
+    """
+    counts, thresholds = gc.get_count(), gc.get_threshold()
+    if thresholds[0] == 0 or counts[0] <= thresholds[0]:  # off, or too few allocations
+        return None
+    due = 1 if counts[1] > thresholds[1] else 0
+    if counts[2] > thresholds[2] and len(gc.get_objects(generation=2)) >= _collectors.full_after:
+        due = 2
+    gc.collect(due)
+    if due == 2:
+        _collectors.full_after = int(
+            len(gc.get_objects(generation=2)) * (1 + FULL_COLLECTION_GROWTH)
+        )
+    return due
+
+
+def freeze_long_lived() -> None:
+    """Leave every object alive now out of later collections (``gc.freeze()``).
+
+    For a long-running process once it has started (the daemon, ready to serve): its
+    modules, configuration and services live until it exits, and rescanning them made each
+    full collection on the loop long. A no-op outside :func:`run`.
+    """
+    if _collectors.is_collector():
+        gc.freeze()
+
+
+class _PeriodicCollection:
+    """Every :data:`GC_CHECK_S`, on the loop, whatever collection is due (:func:`collect_due`)."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._handle = loop.call_later(GC_CHECK_S, self._check)
+
+    def _check(self) -> None:
+        if _collectors.is_collector():
+            collect_due()
+        self._handle = self._loop.call_later(GC_CHECK_S, self._check)
+
+    def cancel(self) -> None:
+        self._handle.cancel()
 
 
 async def _host(
@@ -83,6 +202,8 @@ async def _host(
         return None  # cancelled by a signal; reported below once Trio has shut down
 
     async with capnp.kj_loop():
+        _collectors.enter()
+        collector = _PeriodicCollection(loop)
         trio.lowlevel.start_guest_run(
             guarded,
             run_sync_soon_threadsafe=loop.call_soon_threadsafe,
@@ -99,6 +220,8 @@ async def _host(
         finally:
             for sig in signals:
                 loop.remove_signal_handler(sig)
+            collector.cancel()
+            _collectors.leave()
     if received and scope.cancelled_caught:
         if received[0] == signal.SIGINT:
             raise KeyboardInterrupt

@@ -1,8 +1,12 @@
 """The daemon: supervisor, acquisition loops, streams, rings and scripts under one nursery.
 
-Services (the RPC server, the script engine, the rings' heartbeat) start here as child
-tasks, so that cancelling :meth:`Daemon.run` (SIGINT, SIGTERM) unwinds all of them, closes
-every driver, finishes the files on disk and removes the shared-memory rings.
+Services (the RPC server, the script engine, the rings' heartbeat, the loop's watch) start
+here as child tasks, so that cancelling :meth:`Daemon.run` (SIGINT, SIGTERM) unwinds all of
+them, closes every driver, finishes the files on disk and removes the shared-memory rings.
+
+Everything runs on one thread, so nothing may block it: what libraries import on first use
+is imported before the loop starts (:func:`import_before_serving`), and
+:mod:`labd.loopwatch` logs any stall that still happens.
 """
 
 from __future__ import annotations
@@ -15,10 +19,11 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import trio
 
-from labd import acquisition
+from labd import acquisition, aio, loopwatch
 from labd.config import LabConfig
 from labd.rings import Persister, RingSet, RingWriter
 from labd.scripting import RESULT_SCHEMA, Run, ScriptEngine, ScriptStore, supervisor_resolver
@@ -44,8 +49,19 @@ FULL_FRAME_FALLBACK = (2048, 2048, 2)
 """Frame ring slots when the camera cannot say its format at start (it is faulted)."""
 
 
+def import_before_serving() -> None:
+    """Import now what libraries would otherwise import on the loop, on first use.
+
+    pyarrow's pandas shim imports pandas, if it is installed, on the first conversion of
+    numpy data (``pa.array``): 0.5–8 s during which every stream, call and timeout of the
+    daemon stands still (docs/architecture.md). One conversion here pays it before serving.
+    """
+    pa.array(np.zeros(1))
+
+
 class Daemon:
     def __init__(self, config: LabConfig, daemon_id: str = "default") -> None:
+        import_before_serving()
         self.config = config
         self.daemon_id = daemon_id
         self.run_id = time.strftime("%Y%m%d-%H%M%S") + f"-{os.getpid()}"
@@ -68,6 +84,7 @@ class Daemon:
         """Run until cancelled; ``started`` once every instrument made its first attempt."""
         with self._data_services():
             async with trio.open_nursery() as nursery:
+                await nursery.start(loopwatch.LoopWatch().run)
                 await nursery.start(self.supervisor.run)
                 await nursery.start(self.scripts.run)
                 await self._open_rings()
@@ -80,6 +97,7 @@ class Daemon:
                 for handle in self.supervisor.handles():
                     why = f" ({handle.reason})" if handle.reason else ""
                     log.info("%s [%s]: %s%s", handle.name, handle.driver, handle.state.value, why)
+                aio.freeze_long_lived()
                 task_status.started()
 
     @contextlib.contextmanager

@@ -9,9 +9,9 @@ stream, call and timeout at once. Two observers catch that:
   recorded (for :func:`stalled_seconds`) and logged on ``labd.loop``, one line;
 - a **watchdog** thread looks at the heartbeat while it is overdue and samples the loop
   thread's top frames (``sys._current_frames()``): that is the "what was running" of the log
-  line. The watchdog also times its own sleeps: when it wakes late too, nothing in the
-  process ran (SIGSTOP, a VM pause, an overloaded host), and the stall is logged as the
-  whole daemon's, not the loop's.
+  line. When the watchdog could not sample either and the process used little CPU during
+  the gap, nothing in the process ran (SIGSTOP, a VM pause, an overloaded host): the stall
+  is logged as the whole daemon's, not the loop's.
 
 :func:`stalled_seconds` lets timeouts blame the right party: the supervisor subtracts the
 daemon's own stall from a call's elapsed time before deciding that a driver is too slow.
@@ -57,7 +57,7 @@ class Stall:
     start: float
     end: float
     process_stopped: bool
-    """True when the whole process was not running (the watchdog was late too)."""
+    """True when the whole process was not running (no thread ran, little CPU was used)."""
     running: str
     """What the loop thread was running, as sampled by the watchdog ("" when unsampled)."""
 
@@ -86,12 +86,8 @@ class LoopWatch:
         self.stalls: deque[Stall] = deque(maxlen=KEPT_STALLS)
         self._offset = 0.0  # trio.current_time() - time.perf_counter()
         self._loop_thread = 0
-        self._lock = threading.Lock()
-        # Written by the heartbeat, read by the watchdog (perf_counter clock):
-        self._beat = 0.0
-        # Written by the watchdog, taken by the heartbeat:
-        self._sample = ""
-        self._stops: deque[tuple[float, float]] = deque(maxlen=16)
+        self._beat = 0.0  # the heartbeat's last wake-up (perf_counter), read by the watchdog
+        self._sample: tuple[float, str] = (0.0, "")  # (the beat it is overdue from, frames)
         self._stop = threading.Event()
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
@@ -113,22 +109,22 @@ class LoopWatch:
             watchdog.join()
 
     async def _heartbeat(self) -> None:
-        cpu = time.thread_time()
+        cpu = time.process_time()
         while True:
             await trio.sleep(HEARTBEAT_S)
-            now, now_cpu = time.perf_counter(), time.thread_time()
+            now, now_cpu = time.perf_counter(), time.process_time()
             start = self._beat + HEARTBEAT_S
             if now - start > STALL_S:
-                self._record(start, now, busy=now_cpu - cpu)
+                self._record(start, now, now_cpu - cpu)
             self._beat, cpu = now, now_cpu
 
-    def _record(self, start: float, end: float, busy: float) -> None:
-        with self._lock:
-            running, self._sample = self._sample, ""
-            stopped_for = sum(_overlap(a, b, start, end) for a, b in self._stops)
-        # Not sampled and the loop thread idle: the watchdog did not run either, so the
-        # process was stopped, whichever of the two threads woke first afterwards.
-        stopped = stopped_for > (end - start) / 2 or (not running and busy < (end - start) / 2)
+    def _record(self, start: float, end: float, cpu: float) -> None:
+        beat, running = self._sample
+        if beat != self._beat:  # sampled during an earlier, shorter hold-up
+            running = ""
+        # Nothing sampled (the watchdog did not run either) and the process used little
+        # CPU meanwhile: no thread of the process ran; it was stopped or not scheduled.
+        stopped = not running and cpu < (end - start) / 2
         stall = Stall(start + self._offset, end + self._offset, stopped, running)
         self.stalls.append(stall)
         if stopped:
@@ -151,14 +147,12 @@ class LoopWatch:
     def _watchdog(self) -> None:
         expected = time.perf_counter() + WATCHDOG_S
         while not self._stop.wait(max(0.0, expected - time.perf_counter())):
-            now = time.perf_counter()
-            if now - expected > STALL_S:
-                with self._lock:
-                    self._stops.append((expected, now))
-            elif now - self._beat - HEARTBEAT_S > STALL_S / 2 and not self._sample:
-                running = _describe(sys._current_frames().get(self._loop_thread))
-                with self._lock:
-                    self._sample = running
+            now, beat = time.perf_counter(), self._beat
+            # Woken late itself, the watchdog would only see the loop after the stall.
+            on_time = now - expected < STALL_S / 2
+            if on_time and now - beat - HEARTBEAT_S > STALL_S / 2 and self._sample[0] != beat:
+                frame = sys._current_frames().get(self._loop_thread)
+                self._sample = (beat, _describe(frame))
             expected = now + WATCHDOG_S
 
 
@@ -173,10 +167,15 @@ def _describe(frame: object) -> str:
         return ""
     stack = traceback.extract_stack(frame)  # type: ignore[arg-type]
     shown = [_where(f) for f in reversed(stack[-FRAMES_SHOWN:])]
-    ours = next((f for f in reversed(stack) if "/labd/" in f.filename), None)
+    ours = next((f for f in reversed(stack) if _is_ours(f.filename)), None)
     if ours is not None and _where(ours) not in shown:
         shown.append(f"... {_where(ours)}")
     return " < ".join(shown)
+
+
+def _is_ours(filename: str) -> bool:
+    # labd's own code, not the glue every callback runs under (labd/aio.py).
+    return "/labd/" in filename and not filename.endswith("/labd/aio.py")
 
 
 def _where(frame: traceback.FrameSummary) -> str:
