@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import hashlib
 import logging
 import os
@@ -13,12 +14,14 @@ from typing import TYPE_CHECKING, Any
 
 from labd.cli.connection import REFUSED, USAGE
 from labd.rpc.address import add_rpc_arguments
+from labd.rpc.limits import DEFAULT_LIMITS
 
 if TYPE_CHECKING:
     from labd.config import LabConfig
     from labd.daemon import Daemon
 
 log = logging.getLogger("labd")
+
 
 #: What a daemon that cannot start raises: a port in use, an unwritable socket directory,
 #: a certificate that does not load, a daemon id taken by a running daemon. Anything else
@@ -34,6 +37,20 @@ def register(subparsers: Any) -> None:
     p = subparsers.add_parser("serve", help="run the daemon (default: the simulated lab)")
     p.add_argument("--config", "-c", help="lab config TOML (default: the built-in simulated lab)")
     add_rpc_arguments(p)
+    p.add_argument(
+        "--max-connections",
+        type=int,
+        default=DEFAULT_LIMITS.max_connections,
+        metavar="N",
+        help="open connections per listener; one more is refused at once"
+        f" (default: {DEFAULT_LIMITS.max_connections})",
+    )
+    p.add_argument(
+        "--insecure",
+        action="store_true",
+        help="allow --listen on a non-loopback address without TLS (the lab token then"
+        " crosses the network in clear text)",
+    )
     p.set_defaults(func=serve)
 
 
@@ -61,6 +78,11 @@ def serve(args: argparse.Namespace) -> int:
             print(f"labd serve: {flag} {path}: no such readable file", file=sys.stderr)
             return USAGE
     rpc = rpc_options(args)
+    try:
+        rpc.update(limit_options(args, tls=rpc["tls"] is not None))
+    except ValueError as e:
+        print(f"labd serve: {e}", file=sys.stderr)
+        return USAGE
     daemon = Daemon(config, daemon_id=daemon_id_for(rpc["socket_path"]))
     try:
         aio.run(run_until_signal, daemon, rpc, handle_signals=False)
@@ -70,6 +92,24 @@ def serve(args: argparse.Namespace) -> int:
             print(f"labd serve: {line}", file=sys.stderr)
         return REFUSED
     return 0
+
+
+def limit_options(args: argparse.Namespace, *, tls: bool) -> dict[str, Any]:
+    """``limits`` and ``insecure`` for :func:`labd.rpc.server.serve_rpc`; raises ValueError
+    (one line) for a bad figure or a ``--listen`` that would send the token in clear text."""
+    from labd.rpc.server import InsecureListen, check_listen_address
+
+    if args.max_connections < 1:
+        raise ValueError(f"--max-connections must be at least 1, not {args.max_connections}")
+    for text in args.listen:
+        try:
+            check_listen_address(text, tls=tls, insecure=args.insecure)
+        except InsecureListen:
+            raise
+        except ValueError:  # not an address at all: the daemon says so when it starts
+            pass
+    limits = dataclasses.replace(DEFAULT_LIMITS, max_connections=args.max_connections)
+    return {"limits": limits, "insecure": args.insecure}
 
 
 def daemon_id_for(socket_path: str | None) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import capnp
 
 from labd.rpc import wire
+from labd.rpc.guard import CLOSED_MARKER
 
 
 class NoDaemon(ConnectionError):
@@ -13,6 +14,12 @@ class NoDaemon(ConnectionError):
 
 class ConnectionLost(ConnectionError):
     """The daemon went away while this client was connected. Connect again to go on."""
+
+
+class ConnectionClosed(ConnectionLost):
+    """The daemon closed this connection and said why: one of its limits (too many
+    connections, too slow to unlock, too many wrong tokens, a message too big) or the
+    wrong protocol for the port (plain TCP to a TLS port)."""
 
 
 def translate(exc: BaseException, address: str) -> BaseException:
@@ -30,6 +37,9 @@ def translate(exc: BaseException, address: str) -> BaseException:
 
 def connection_lost(address: str, detail: str = "") -> ConnectionLost:
     detail = detail.strip().splitlines()[0] if detail.strip() else "connection closed"
+    _, marker, reason = detail.partition(CLOSED_MARKER)
+    if marker:
+        return ConnectionClosed(f"the labd daemon at {address} closed the connection: {reason}")
     return ConnectionLost(
         f"the labd daemon at {address} went away ({detail}); this connection and every"
         f" capability from it are dead. Reconnect with labd.client.connect({address!r})"

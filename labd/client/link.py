@@ -11,12 +11,16 @@ import capnp
 import trio
 
 from labd.aio import aio
-from labd.client.errors import ConnectionLost, connection_lost, no_daemon, translate
+from labd.client.errors import ConnectionLost, NoDaemon, connection_lost, no_daemon, translate
 from labd.rpc import schema, sockets
 from labd.rpc.address import Address, client_tls_context, parse_address
 from labd.rpc.server import TRAVERSAL_LIMIT_WORDS
 
 _s: Any = schema.load()
+
+NOT_TLS = {"WRONG_VERSION_NUMBER", "RECORD_LAYER_FAILURE", "PACKET_LENGTH_TOO_LONG"}
+"""OpenSSL's reasons for a first answer that is not a TLS record: the port speaks
+something else (a plain labd port answers a TLS hello with a Cap'n Proto Abort)."""
 
 
 class Link:
@@ -89,6 +93,13 @@ async def open_link(
                     addr.host, addr.port, ssl=ssl_context, server_hostname=hostname
                 )
             )
+    except ssl.SSLError as exc:
+        if exc.reason not in NOT_TLS:
+            raise no_daemon(str(addr), str(exc)) from None
+        raise NoDaemon(
+            f"{addr} does not speak TLS ({exc.reason}): a labd daemon started without"
+            f" --tls-cert is reached as {Address('tcp', host=addr.host, port=addr.port)}"
+        ) from None
     except OSError as exc:
         raise no_daemon(str(addr), exc.strerror or str(exc)) from None
     client = capnp.TwoPartyClient(stream, traversal_limit_in_words=TRAVERSAL_LIMIT_WORDS)

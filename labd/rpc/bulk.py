@@ -21,6 +21,7 @@ back to frames in the message, like a lane that cannot be mapped.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hmac
 import logging
 import secrets
@@ -30,10 +31,13 @@ import struct
 import time
 from typing import Any
 
+import outcome
 import pyarrow as pa
 import trio
 
-from labd.rpc.sockets import tune
+from labd.rpc.admission import Door, Gate
+from labd.rpc.limits import DEFAULT_LIMITS, Limits, ThrottledLog
+from labd.rpc.sockets import bind_tcp, serve, tune
 
 log = logging.getLogger("labd.rpc")
 
@@ -52,26 +56,31 @@ BULK_UNAVAILABLE = "bulk-unavailable"
 class BulkListener:
     """The daemon's bulk endpoint for one TCP listener: one port, shared by all subscriptions."""
 
-    def __init__(self, sock: trio.socket.SocketType, ssl_context: ssl.SSLContext | None) -> None:
-        self._listener = trio.SocketListener(sock)
+    def __init__(
+        self, sock: socket.socket, ssl_context: ssl.SSLContext | None, limits: Limits
+    ) -> None:
+        self._sock = sock
         self._ssl_context = ssl_context
         self._offers: dict[bytes, BulkChannel] = {}
         self._admitting = trio.CapacityLimiter(8)
         """Threads for handshakes: a flood of connections cannot take trio's shared ones."""
         self.host, self.port = sock.getsockname()[:2]
+        # A connection counts until it is attached (then its subscription owns it) and
+        # gets CONNECT_TIMEOUT_S from its accept, its wait for a thread included.
+        self._door = Door(
+            f"bulk port {self.host}:{self.port}",
+            dataclasses.replace(limits, auth_timeout_s=CONNECT_TIMEOUT_S),
+        )
+        self._log_refusal = ThrottledLog(logging.INFO)
+        self._log_wrong_token = ThrottledLog()
 
     @classmethod
-    async def open(cls, host: str, ssl_context: ssl.SSLContext | None) -> BulkListener:
+    async def open(
+        cls, host: str, ssl_context: ssl.SSLContext | None, limits: Limits = DEFAULT_LIMITS
+    ) -> BulkListener:
         """Listen on a random port of ``host`` (the interface of the RPC listener)."""
-        family = trio.socket.AF_INET6 if ":" in host else trio.socket.AF_INET
-        sock = trio.socket.socket(family, trio.socket.SOCK_STREAM)
-        try:
-            await sock.bind((host, 0))
-            sock.listen(64)
-        except BaseException:
-            sock.close()
-            raise
-        return cls(sock, ssl_context)
+        sock = (await bind_tcp(host, 0))[0]
+        return cls(sock, ssl_context, limits)
 
     def offer(self, channel: BulkChannel) -> bytes:
         token = secrets.token_bytes(TOKEN_BYTES)
@@ -83,29 +92,60 @@ class BulkListener:
 
     async def serve(self) -> None:
         """Accept bulk connections until cancelled; each gets :data:`CONNECT_TIMEOUT_S`."""
-        async with self._listener, trio.open_nursery() as nursery:
-            while True:
-                stream = await self._listener.accept()
-                nursery.start_soon(self._admit, stream)
+        with self._sock:
+            async with trio.open_nursery() as nursery:
+                await serve(self._sock, self._door, self._admit, nursery)
 
-    async def _admit(self, conn: trio.SocketStream) -> None:
-        sock = socket.socket(fileno=conn.socket.detach())
-        admitted = False
+    async def _admit(self, sock: socket.socket, gate: Gate) -> None:
         try:
-            sock.settimeout(CONNECT_TIMEOUT_S)
-            sock, token = await trio.to_thread.run_sync(
-                self._handshake, sock, limiter=self._admitting, abandon_on_cancel=True
-            )
-            channel = self._match(token)
-            if channel is None:
-                log.warning("refused a bulk connection: wrong or expired token")
-            else:
-                admitted = channel.attach(sock)
-        except OSError as exc:  # ssl.SSLError and timeouts are OSErrors too
-            log.info("refused a bulk connection: %s", exc or type(exc).__name__)
+            with trio.move_on_at(gate.deadline) as waiting:
+                await self._admitting.acquire()
+        except BaseException:  # the daemon is stopping
+            sock.close()
+            raise
+        if waiting.cancelled_caught:
+            self._log_refusal("refused a bulk connection: no handshake thread free in time")
+            sock.close()
+            return
+        try:
+            # Not cancellable, but over by the deadline: the socket is shut down then.
+            with trio.CancelScope(shield=True):
+                result = await self._handshake_in_thread(sock, gate.deadline)
         finally:
-            if not admitted:
-                sock.close()
+            self._admitting.release()
+        try:
+            sock, token = result.unwrap()
+        except OSError as exc:  # ssl.SSLError and timeouts are OSErrors too
+            self._log_refusal("refused a bulk connection: %s", exc or type(exc).__name__)
+            sock.close()
+            return
+        channel = self._match(token)
+        if channel is None:
+            self._log_wrong_token("refused a bulk connection: wrong or expired token")
+        elif channel.attach(sock):
+            return
+        sock.close()
+
+    async def _handshake_in_thread(
+        self, sock: socket.socket, deadline: float
+    ) -> outcome.Outcome[tuple[socket.socket, bytes]]:
+        """:meth:`_handshake` in a worker thread, the socket shut down at ``deadline`` (a
+        peer that trickles its TLS handshake cannot hold the thread longer)."""
+        fd = sock.fileno()
+        done = False
+
+        async def cut_at_deadline() -> None:
+            await trio.sleep_until(deadline)
+            if not done:
+                _shut_down_fd(fd)  # the thread still runs, so ``fd`` is still this socket
+
+        sock.settimeout(CONNECT_TIMEOUT_S)
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(cut_at_deadline)
+            result = await outcome.acapture(trio.to_thread.run_sync, self._handshake, sock)
+            done = True
+            nursery.cancel_scope.cancel()
+        return result
 
     def _handshake(self, sock: socket.socket) -> tuple[socket.socket, bytes]:
         """In a worker thread: TLS if configured, then the token (all within the timeout)."""
@@ -113,12 +153,16 @@ class BulkListener:
         if self._ssl_context is not None:
             sock = self._ssl_context.wrap_socket(sock, server_side=True)
         token = bytearray()
-        while len(token) < TOKEN_BYTES:  # against a peer that trickles: one deadline for all
-            sock.settimeout(max(deadline - time.monotonic(), 0.001))
-            chunk = sock.recv(TOKEN_BYTES - len(token))
-            if not chunk:
-                raise ConnectionResetError("closed before sending its token")
-            token += chunk
+        try:
+            while len(token) < TOKEN_BYTES:  # against a peer that trickles: one deadline
+                sock.settimeout(max(deadline - time.monotonic(), 0.001))
+                chunk = sock.recv(TOKEN_BYTES - len(token))
+                if not chunk:
+                    raise ConnectionResetError("closed before sending its token")
+                token += chunk
+        except BaseException:
+            sock.close()
+            raise
         return sock, bytes(token)
 
     def _match(self, token: bytes) -> BulkChannel | None:
@@ -248,6 +292,16 @@ def shut_down(sock: socket.socket) -> None:
     with contextlib.suppress(OSError):
         sock.shutdown(socket.SHUT_RDWR)
     sock.close()
+
+
+def _shut_down_fd(fd: int) -> None:
+    """Shut down the socket behind ``fd`` without closing ``fd`` (its owner closes it)."""
+    with contextlib.suppress(OSError):
+        sock = socket.socket(fileno=fd)
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        finally:
+            sock.detach()
 
 
 def receive_exactly(sock: socket.socket, size: int) -> bytearray:

@@ -7,7 +7,7 @@ for a sharing token; nothing else is reachable without one of those.
 
 from __future__ import annotations
 
-import asyncio
+import functools
 import hmac
 import importlib.metadata
 from dataclasses import dataclass, field
@@ -18,6 +18,7 @@ import trio
 from capabilities import PermissionDenied
 from labd.errors import LabdError
 from labd.rpc import schema
+from labd.rpc.admission import Gate
 from labd.rpc.bulk import BulkListener
 from labd.rpc.capability_servers import Target, fill_capabilities, granted
 from labd.rpc.policy import Policy, Restriction, ShareRegistry
@@ -33,8 +34,6 @@ if TYPE_CHECKING:
 _s: Any = schema.load()
 
 PROTOCOL_VERSION = 1
-WRONG_TOKEN_DELAY_S = 0.2
-"""A wrong lab token costs this much time, so guessing over the network is hopeless."""
 
 
 @dataclass
@@ -70,28 +69,45 @@ ROOT = Policy()
 
 
 class BootstrapServer(_s.Bootstrap.Server):  # type: ignore[misc]
-    def __init__(self, session: Session) -> None:
+    """What a fresh connection holds. A right token authenticates the connection (its
+    :class:`~labd.rpc.admission.Gate` lifts the pre-authentication limits); a wrong one
+    costs time and, repeated, the connection (:class:`~labd.rpc.admission.WrongTokens`)."""
+
+    def __init__(self, session: Session, gate: Gate) -> None:
         self._session = session
+        self._gate = gate
 
     @wire_errors
     async def unlock(self, token: str, **_: Any) -> Any:
         services = self._session.services
         if not hmac.compare_digest(token.encode(), services.lab_token.encode()):
-            await asyncio.sleep(WRONG_TOKEN_DELAY_S)
+            await self._gate.wrong_token()
             raise PermissionDenied(
                 f"wrong lab token; the daemon's token is in {services.token_hint}"
                 " (readable by the user running the daemon)"
             )
+        self._gate.authenticate()
         return LabServer(self._session)
 
     @wire_errors
     async def redeem(self, shareToken: str, **_: Any) -> Any:
-        share = self._session.services.shares.redeem(shareToken)
+        try:
+            share = self._session.services.shares.redeem(shareToken)
+        except PermissionDenied:
+            await self._gate.wrong_token()
+            raise
         handle = self._session.services.supervisor.get(share.instrument)
+        self._gate.authenticate()
         return InstrumentServer(self._session, handle, share.policy)
 
     async def version(self, **_: Any) -> tuple[int, str]:
-        return PROTOCOL_VERSION, importlib.metadata.version("labd")
+        return PROTOCOL_VERSION, _daemon_version()
+
+
+@functools.cache
+def _daemon_version() -> str:
+    """Read once: ``version`` may be called before authentication, as often as a peer likes."""
+    return importlib.metadata.version("labd")
 
 
 class LabServer(_s.Lab.Server):  # type: ignore[misc]

@@ -1,4 +1,5 @@
-"""Unix sockets with buffers sized for camera frames, on both ends of a labd connection.
+"""The daemon's listening sockets and the one accept loop they all share; the client's
+connect to a unix socket.
 
 A unix stream socket holds at most its sender's ``SO_SNDBUF`` (default 208 KiB) in
 flight. An 8 MiB frame then crosses in ~40 slices, each a wake-up of both processes and a
@@ -6,14 +7,16 @@ turn of both event loops; measured, that ping-pong (not copying) capped pushed f
 ~90/s. With 4 MiB asked for (Linux doubles it, capped by ``net.core.wmem_max``) a frame
 crosses in one or two slices.
 
-pycapnp's own ``create_unix_server`` accepts connections where labd cannot set socket
-options, so labd accepts them itself and hands each socket to pycapnp already connected
-(``AsyncIoStream.create_unix_connection(sock=...)``, its public API).
+labd accepts every connection itself (unix socket, TCP, bulk ports) — pycapnp's own
+servers accept where labd can neither set socket options nor count, refuse or guard
+connections — and hands each one to pycapnp already connected (:mod:`labd.rpc.guard`).
+The accept loop survives everything ``accept`` can raise: out of descriptors it logs,
+backs off and goes on (docs/security.md, "Limits").
 """
 
 from __future__ import annotations
 
-import asyncio
+import errno
 import os
 import socket
 from collections.abc import Awaitable, Callable
@@ -24,8 +27,15 @@ import capnp
 import trio
 
 from labd.aio import aio
+from labd.rpc.admission import Door, Gate, is_out_of_descriptors
+from labd.rpc.limits import ACCEPT_BACKOFF_S, ThrottledLog
 
 SOCKET_BUFFER_BYTES = 4 * 2**20
+BACKLOG = 4096
+"""Connections the kernel queues before the daemon accepts them (capped by
+``net.core.somaxconn``): a burst of clients waits there instead of being refused."""
+CONNECT_TIMEOUT_S = 10.0
+"""How long a client keeps retrying a unix socket whose backlog is full."""
 
 
 def tune(sock: socket.socket) -> None:
@@ -40,52 +50,119 @@ def bind_private(path: Path) -> socket.socket:
     umask = os.umask(0o177)
     try:
         listener.bind(str(path))
+        listener.listen(BACKLOG)
     except BaseException:
         listener.close()
         raise
     finally:
         os.umask(umask)
-    listener.listen(128)
     listener.setblocking(False)
     return listener
 
 
+async def bind_tcp(host: str, port: int) -> list[socket.socket]:
+    """Listening TCP sockets on every address ``host`` resolves to, all on one port (the
+    first one's when ``port`` is 0)."""
+    infos = await trio.socket.getaddrinfo(
+        host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+    )
+    listeners: list[socket.socket] = []
+    try:
+        for family, kind, proto, _, address in dict.fromkeys(infos):
+            sock = socket.socket(family, kind, proto)
+            listeners.append(sock)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            if len(listeners) > 1:
+                address = (address[0], listeners[0].getsockname()[1], *address[2:])
+            sock.bind(address)
+            sock.listen(BACKLOG)
+            sock.setblocking(False)
+    except BaseException:
+        for sock in listeners:
+            sock.close()
+        raise
+    return listeners
+
+
 async def serve(
     listener: socket.socket,
-    handle: Callable[[Any], Awaitable[None]],
+    door: Door,
+    handle: Callable[[socket.socket, Gate], Awaitable[None]],
     nursery: trio.Nursery,
 ) -> None:
-    """Accept connections on ``listener`` forever; run ``handle(stream)`` for each in ``nursery``.
-
-    ``stream`` is the pycapnp ``AsyncIoStream`` of the (tuned) accepted socket.
-    """
+    """Accept connections on ``listener`` until cancelled; run ``handle(sock, gate)`` for
+    each one ``door`` admits, in ``nursery``. Never raises OSError."""
+    out_of_descriptors = ThrottledLog()
     while True:
-        await trio.lowlevel.wait_readable(listener)
+        await door.wait_for_room()
+        while True:
+            await trio.lowlevel.wait_readable(listener)
+            try:
+                conn, address = listener.accept()
+                break
+            except (BlockingIOError, InterruptedError):
+                continue
+            except OSError as exc:
+                if is_out_of_descriptors(exc):
+                    out_of_descriptors(
+                        "cannot accept on %s: %s; waiting for connections to close",
+                        door.name,
+                        exc.strerror,
+                    )
+                    await trio.sleep(ACCEPT_BACKOFF_S)
+                # else: the peer gave up before we took it (ECONNABORTED, EPROTO, EPERM)
+        gate = door.admit(conn, address)
+        if gate is None:
+            nursery.start_soon(door.refuse, conn, door.full)
+        else:
+            nursery.start_soon(_serve_one, conn, gate, handle)
+
+
+async def _serve_one(
+    conn: socket.socket, gate: Gate, handle: Callable[[socket.socket, Gate], Awaitable[None]]
+) -> None:
+    """Run ``handle``, which owns ``conn`` from here on (it closes it or hands it on)."""
+    try:
         try:
-            conn, _ = listener.accept()
-        except (BlockingIOError, InterruptedError, ConnectionAbortedError):
-            continue
-        tune(conn)
-        nursery.start_soon(_serve_one, conn, handle)
+            conn.setblocking(False)
+            if conn.family != socket.AF_UNIX:
+                conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, True)
+            tune(conn)
+        except OSError:  # the peer left before we could take it
+            conn.close()
+            return
+        await handle(conn, gate)
+    finally:
+        gate.close()
 
 
-async def _serve_one(conn: socket.socket, handle: Callable[[Any], Awaitable[None]]) -> None:
-    try:
-        stream = await aio(capnp.AsyncIoStream.create_unix_connection(sock=conn))
-    except OSError:  # the peer left before asyncio took the socket
-        conn.close()
-        return
-    await handle(stream)
+async def connect(path: Path, timeout: float = CONNECT_TIMEOUT_S) -> Any:
+    """A pycapnp ``AsyncIoStream`` connected to the unix socket at ``path`` (raises OSError).
 
-
-async def connect(path: Path) -> Any:
-    """A pycapnp ``AsyncIoStream`` connected to the unix socket at ``path`` (raises OSError)."""
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
-        tune(sock)
-        sock.setblocking(False)
-        await aio(asyncio.get_running_loop().sock_connect(sock, str(path)))
-        return await aio(capnp.AsyncIoStream.create_unix_connection(sock=sock))
-    except BaseException:
-        sock.close()
-        raise
+    A daemon whose backlog is full answers ``EAGAIN`` (it is busy, not gone): retried
+    with a short back-off for up to ``timeout`` seconds.
+    """
+    deadline = trio.current_time() + timeout
+    delay = 0.002
+    while True:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            tune(sock)
+            sock.setblocking(False)
+            try:
+                sock.connect(str(path))
+            except BlockingIOError as exc:
+                if trio.current_time() + delay > deadline:
+                    raise OSError(
+                        errno.EAGAIN, f"the daemon stayed too busy to accept for {timeout:g} s"
+                    ) from exc
+                sock.close()
+                await trio.sleep(delay)
+                delay = min(delay * 2, 0.1)
+                continue
+            return await aio(capnp.AsyncIoStream.create_unix_connection(sock=sock))
+        except BaseException:
+            sock.close()
+            raise
