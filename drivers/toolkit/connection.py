@@ -6,7 +6,9 @@ Everything a message-based driver would otherwise repeat lives here once:
   under a Trio deadline a little longer than the link's own timeout, so even a driver
   stack that ignores its timeout (a wedged USB driver) cannot hang the caller; the hung
   thread is abandoned, asked to let go (:meth:`Link.interrupt`), and never left reading
-  the port beside the next call — it would eat the replies meant for that call;
+  the port beside the next call — it would eat the replies meant for that call. A thread
+  that did finish, but whose answer the loop saw only after the deadline (the whole daemon
+  was stopped meanwhile: SIGSTOP, a VM pause), is not hung: its answer is used;
 * a query is one trip to the worker thread (drop stale input, write, wait the query
   delay, read), so the thread hop is paid once per query, not three times;
 * after a write the instrument's error report (``SYST:ERR?`` for SCPI) is read, and an
@@ -25,6 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Generic, Protocol, TypeVar
 
+import outcome
 import trio
 
 from capabilities import DeviceDisconnected, DeviceTimeout
@@ -203,11 +206,7 @@ class Connection:
             raise DeviceDisconnected(f"{self.name} is not open; call open() first")
         async with self._lock:
             try:
-                with trio.fail_after(self.deadline_s):
-                    # A call its caller cancelled may still be on the link: two threads
-                    # reading one port would split the replies between them.
-                    await self._idle.wait()
-                    return await self._in_thread(fn)
+                return await self._bounded(fn)
             except trio.TooSlowError:
                 self._wedged = True
                 self.link.interrupt()
@@ -228,14 +227,31 @@ class Connection:
             except _Garbage as e:
                 raise self.unexpected(e.command, e.reply, "an error-queue entry") from None
 
-    async def _in_thread(self, fn: Callable[[], T]) -> T:
-        trip = _Trip(fn)
+    async def _bounded(self, fn: Callable[[], T]) -> T:
+        """``fn`` in a worker thread within :attr:`deadline_s`; TooSlowError if it hung."""
+        trip: _Trip[T] | None = None
+        try:
+            with trio.fail_after(self.deadline_s):
+                # A call its caller cancelled may still be on the link: two threads
+                # reading one port would split the replies between them.
+                await self._idle.wait()
+                trip = _Trip(fn)
+                return await self._in_thread(trip)
+        except trio.TooSlowError:
+            if trip is None or trip.finished is None:
+                raise
+            # The thread finished; only the loop was too late to see it (stopped process).
+            return trip.finished.unwrap()
+
+    async def _in_thread(self, trip: _Trip[T]) -> T:
         self._idle = trip.idle
         try:
-            return await trio.to_thread.run_sync(trip.run, abandon_on_cancel=True)
+            await trio.to_thread.run_sync(trip.run, abandon_on_cancel=True)
         except trio.Cancelled:
             trip.drop_unless_started()
             raise
+        assert trip.finished is not None
+        return trip.finished.unwrap()
 
 
 class _Trip(Generic[T]):
@@ -252,14 +268,16 @@ class _Trip(Generic[T]):
         self._token = trio.lowlevel.current_trio_token()
         self._lock = threading.Lock()
         self._started = self._dropped = False
+        self.finished: outcome.Outcome[T] | None = None
+        """What ``fn`` returned or raised, once it has (read on the loop after a deadline)."""
 
-    def run(self) -> T:
+    def run(self) -> None:
         with self._lock:
             if self._dropped:
                 raise RuntimeError("dropped before it started")  # nobody reads this result
             self._started = True
         try:
-            return self.fn()
+            self.finished = outcome.capture(self.fn)
         finally:
             # Reported even when the trip was abandoned: the next call waits for it.
             with contextlib.suppress(trio.RunFinishedError):

@@ -50,6 +50,35 @@ def ell14_connection(port: str) -> Connection:
     return Connection(link, model="Thorlabs ELL14", timeout_s=TIMEOUT_S)
 
 
+def test_an_answer_the_stopped_loop_saw_late_is_not_a_hang(tmp_path: Path) -> None:
+    """The loop is frozen (as by a SIGSTOP of the daemon) while the worker thread finishes
+    its query: when the loop runs again the deadline has passed, but the thread is done,
+    so its answer is used and the link is not abandoned as hung."""
+
+    async def main() -> None:
+        with ELL14Device(link=tmp_path / "ell14") as mount:
+            link = SerialLink(
+                mount.port, timeout_s=TIMEOUT_S, write_termination="", read_termination="\r\n"
+            )
+            # The query delay keeps the thread busy while the loop freezes below.
+            connection = Connection(
+                link, model="Thorlabs ELL14", timeout_s=TIMEOUT_S, query_delay_s=0.3
+            )
+            await connection.open()
+
+            async def freeze_the_loop() -> None:
+                await trio.sleep(0.1)  # the query is in its thread now
+                time.sleep(connection.deadline_s + MARGIN_S)  # nothing on the loop runs
+
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(freeze_the_loop)
+                assert await connection.query("0gp") == "0PO00000000"
+            assert await connection.query("0gp") == "0PO00000000"  # not abandoned
+            await connection.close()
+
+    trio.run(main)
+
+
 def test_a_hung_query_raises_device_timeout_at_the_deadline(tmp_path: Path) -> None:
     async def main() -> None:
         with ELL14Device(link=tmp_path / "ell14") as mount:
