@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import trio
@@ -24,8 +25,9 @@ from capabilities import (
     Switchable,
     VoltageSource,
 )
+from drivers.devices.newport_smc100 import SMC100Device
 from labd import aio
-from labd.client import Restriction, connect, redeem
+from labd.client import Restriction, connect, connect_blocking, redeem, redeem_blocking
 from labd.errors import CapabilityMissing
 from labd.rpc.policy import SHARES_PER_INSTRUMENT
 from tests.hardening.conftest import LabdProcess, start_labd
@@ -90,6 +92,37 @@ def test_relative_move_during_a_pending_move_is_checked_against_its_target(
             return settled
 
     assert aio.run(main) == pytest.approx(4.0, abs=0.01)
+
+
+def test_a_driver_that_cannot_report_its_target_is_tracked(tmp_path: Path) -> None:
+    """The SMC100 driver has no way to ask for its pending target: the daemon remembers
+    the one it commanded, and a restricted relative move reaches the controller as the
+    absolute move to the target it checked (PA), never as a relative one (PR)."""
+    with SMC100Device(link=tmp_path / "smc100", mm_per_s=1.0) as controller:
+        config = f"""
+[instruments.linear]
+driver = "newport.smc100"
+port = "{controller.port}"
+timeout_s = 0.5
+"""
+        daemon = start_labd(tmp_path / "labd", config=config)
+        try:
+            with connect_blocking(daemon.address) as lab:
+                token, _ = lab.instrument("linear").share(FIVE_MM)
+                with redeem_blocking(token, daemon.address) as shared:
+                    linear = shared.get(Movable)
+                    linear.move_abs(5.0)  # 5 s at 1 mm/s
+                    with pytest.raises(OutOfRange, match="would leave the position at 9"):
+                        linear.move_rel(4.0)
+                    linear.move_rel(-1.5)
+                    controller.wait_received("1PA3.5")
+                    lab.instrument("linear").get(Movable).move_abs(0.0)  # the owner, anywhere
+                    with pytest.raises(OutOfRange, match=r"would leave the position at -0\.5"):
+                        linear.move_rel(-0.5)
+        finally:
+            daemon.stop()
+    moves = [c for c in controller.received if c[1:3] in ("PA", "PR")]
+    assert moves == ["1PA5", "1PA3.5", "1PA0"]
 
 
 def test_concurrent_relative_moves_never_sum_past_the_range(daemon: LabdProcess) -> None:
