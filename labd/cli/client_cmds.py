@@ -9,6 +9,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from labd.cli import arguments
 from labd.cli.connection import (
     INTERRUPTED,
     REFUSED,
@@ -17,9 +18,17 @@ from labd.cli.connection import (
     connect_options,
     report_failure,
 )
+from labd.values import DAY_S, Number, duration
 
 if TYPE_CHECKING:
     from labd.client import BlockingLab
+
+#: A position or range bound: any finite number, in the instrument's own unit.
+COORDINATE = Number()
+#: The longest a sharing token may live; leaving out --expires means it never expires.
+SHARE_LIFETIME = duration(
+    high=366 * DAY_S, why="leave --expires out for a share that never expires"
+)
 
 STATE_STYLE = {"ready": "green", "busy": "cyan", "faulted": "bold red", "restarting": "yellow"}
 
@@ -35,7 +44,7 @@ def register(subparsers: Any) -> None:
     add("status", "instrument states and streams", status)
     p = add("move", "move a Movable to a position and wait until settled", move)
     p.add_argument("name")
-    p.add_argument("position", type=float)
+    p.add_argument("position", type=arguments.number(COORDINATE))
     p = add("read", "read a Readable once", read)
     p.add_argument("name")
     p = add("snap", "snap one frame into an Arrow IPC file", snap)
@@ -44,13 +53,30 @@ def register(subparsers: Any) -> None:
     p = add("share", "make a sharing token for a collaborator, or revoke one", share)
     p.add_argument("name", nargs="?", help="instrument to share")
     p.add_argument("--read-only", action="store_true", help="only reading/query methods")
-    p.add_argument("--expires", type=float, metavar="SECONDS", help="token lifetime")
-    p.add_argument("--range", nargs=2, type=float, metavar=("LOW", "HIGH"), help="position range")
+    p.add_argument(
+        "--expires",
+        type=arguments.number(SHARE_LIFETIME),
+        metavar="SECONDS",
+        help="token lifetime, e.g. 3600 or '8 h' (default: until revoked)",
+    )
+    p.add_argument(
+        "--range",
+        nargs=2,
+        type=arguments.number(COORDINATE),
+        action=arguments.Interval,
+        metavar=("LOW", "HIGH"),
+        help="position range",
+    )
     p.add_argument("--revoke", metavar="TOKEN", help="revoke this sharing token")
     p.add_argument("--list", action="store_true", help="list active sharing tokens")
     p = add("watch", "live readings of an instrument's streams in the terminal", watch)
     p.add_argument("name")
-    p.add_argument("--seconds", type=float, default=0, help="stop after this long (0: Ctrl-C)")
+    p.add_argument(
+        "--seconds",
+        type=arguments.number(duration(zero=True)),
+        default=0,
+        help="stop after this long (0: Ctrl-C)",
+    )
 
 
 def _with_lab(

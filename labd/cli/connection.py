@@ -8,7 +8,8 @@ so that a script calling ``labd`` can tell "no daemon" from "the daemon said no"
   or unreadable (the message says which, and what to start or fix);
 * :data:`REFUSED` (1): the daemon or the instrument refused the request
   (unknown instrument, missing capability, out of range, ...);
-* :data:`USAGE` (2): the command line itself is wrong, or a file it names is unusable.
+* :data:`USAGE` (2): the command line itself is wrong, or a file it names is unusable;
+* :data:`BUG` (70): labd itself failed; the one line says where its traceback was written.
 
 This module stays light (no pycapnp, no pyarrow): it is imported for every ``labd`` start.
 """
@@ -19,9 +20,12 @@ import argparse
 import sys
 from typing import Any
 
+from labd.cli import arguments
+
 REFUSED = 1
 USAGE = 2
 NO_DAEMON = 3
+BUG = 70
 INTERRUPTED = 130
 
 
@@ -29,15 +33,23 @@ def add_connection_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--connect",
         metavar="ADDRESS",
+        type=arguments.address,
         help="daemon address: socket path, HOST:PORT or tls://HOST:PORT (default: local)",
     )
     parser.add_argument("--token", help="lab token (default: the token file next to the socket)")
-    parser.add_argument("--tls-ca", help="certificate to trust for tls:// addresses")
+    parser.add_argument(
+        "--tls-ca", type=arguments.input_file, help="certificate to trust for tls:// addresses"
+    )
 
 
 def connect_options(args: argparse.Namespace) -> dict[str, Any]:
     """The arguments of ``labd.client.connect``/``connect_blocking`` after the address."""
     return {"token": args.token, "tls_ca": args.tls_ca}
+
+
+class UsageError(Exception):
+    """The command line is wrong in a way only the daemon can tell (exit status 2): a
+    ``--grant`` naming an instrument it does not have, say."""
 
 
 class OutputUnwritable(Exception):
@@ -50,8 +62,8 @@ class OutputUnwritable(Exception):
 def report_failure(prog: str, error: Exception) -> int:
     """Print ``error`` as one line after ``prog`` and return the exit status it means.
 
-    An error that none of the statuses above describes is a bug: it is raised again, so
-    that its traceback reaches the person who will fix it.
+    An error that none of the statuses above describes is a bug: it is raised again, for
+    :func:`labd.cli.main` to report as one (with its traceback kept in a file).
     """
     from capabilities import CapabilityError
     from labd.client import ConnectionLost, NoDaemon
@@ -61,7 +73,7 @@ def report_failure(prog: str, error: Exception) -> int:
         status, line = NO_DAEMON, str(error)
     elif isinstance(error, LabdError | CapabilityError):
         status, line = REFUSED, f"{type(error).__name__}: {error}"
-    elif isinstance(error, OutputUnwritable):
+    elif isinstance(error, OutputUnwritable | UsageError):
         status, line = USAGE, str(error)
     else:
         raise error

@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from labd.cli import arguments
 from labd.cli.connection import (
     INTERRUPTED,
     REFUSED,
@@ -25,6 +26,10 @@ from labd.cli.connection import (
     connect_options,
     report_failure,
 )
+from labd.values import Number, duration
+
+#: A point in time, as seconds since the epoch (what time.time() and the batches carry).
+EPOCH = Number(low=0)
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -43,9 +48,21 @@ def register(subparsers: Any) -> None:
     p = add("replay", "write a time range of a stream (ring and files) to an Arrow file")
     p.add_argument("stream", help='e.g. "meter/reading" or "camera/frames"')
     when = p.add_mutually_exclusive_group(required=True)
-    when.add_argument("--since", type=float, metavar="SECONDS", help="the last SECONDS until now")
-    when.add_argument("--start", type=float, metavar="EPOCH", help="from this time (epoch s)")
-    p.add_argument("--end", type=float, metavar="EPOCH", help="until this time (default: now)")
+    when.add_argument(
+        "--since",
+        type=arguments.number(duration()),
+        metavar="SECONDS",
+        help="the last SECONDS until now (e.g. 60 or '5 min')",
+    )
+    when.add_argument(
+        "--start", type=arguments.number(EPOCH), metavar="EPOCH", help="from this time (epoch s)"
+    )
+    p.add_argument(
+        "--end",
+        type=arguments.number(EPOCH),
+        metavar="EPOCH",
+        help="until this time (default: now)",
+    )
     p.add_argument("-o", "--output", required=True, help="Arrow IPC stream file to write")
     p.set_defaults(func=replay)
 

@@ -10,7 +10,9 @@ import argparse
 import contextlib
 from typing import TYPE_CHECKING, Any
 
-from labd.cli.connection import REFUSED, USAGE
+from labd.cli import arguments
+from labd.cli.connection import REFUSED
+from labd.values import Number, count
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -26,11 +28,19 @@ def register(subparsers: Any) -> None:
         "scan the stage while reading the power meter and snapping frames, report the peak, "
         "then run a short temperature sweep.",
     )
-    p.add_argument("--start", type=float, default=0.0, help="scan start in mm (default 0)")
-    p.add_argument("--stop", type=float, default=6.0, help="scan stop in mm (default 6)")
-    p.add_argument("--steps", type=int, default=25, help="number of scan points (default 25)")
+    position = arguments.number(Number())
+    p.add_argument("--start", type=position, default=0.0, help="scan start in mm (default 0)")
+    p.add_argument("--stop", type=position, default=6.0, help="scan stop in mm (default 6)")
     p.add_argument(
-        "--config", help="run the demo against this lab config instead of the simulated lab"
+        "--steps",
+        type=arguments.whole(count(low=2, high=10_000)),
+        default=25,
+        help="number of scan points (default 25)",
+    )
+    p.add_argument(
+        "--config",
+        type=arguments.input_file,
+        help="run the demo against this lab config instead of the simulated lab",
     )
     p.set_defaults(func=demo)
 
@@ -42,9 +52,6 @@ def demo(args: argparse.Namespace) -> int:
     from labd.launcher import DaemonFailed, spawn_daemon
 
     console = Console()
-    if args.steps < 2:
-        console.print("[red]labd demo: --steps must be at least 2[/red]")
-        return USAGE
     with contextlib.ExitStack() as stack:
         with console.status("starting labd serve with the simulated lab ..."):
             try:

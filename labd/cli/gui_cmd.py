@@ -19,17 +19,23 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from labd.cli import arguments
+from labd.cli.connection import USAGE
+
 
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser("gui", help="open the desktop GUI (DearPyGui)")
     p.add_argument(
         "--connect",
         metavar="ADDR",
+        type=arguments.address,
         help="daemon address: socket path, HOST:PORT or tls://HOST:PORT"
         " (default: $LABD_ADDRESS, else the local daemon)",
     )
     p.add_argument("--token", help="lab token for a remote daemon (default: $LABD_TOKEN)")
-    p.add_argument("--tls-ca", help="certificate to trust for tls:// addresses")
+    p.add_argument(
+        "--tls-ca", type=arguments.input_file, help="certificate to trust for tls:// addresses"
+    )
     p.add_argument(
         "--sim",
         action="store_true",
@@ -43,6 +49,7 @@ def register(subparsers: Any) -> None:
     p.add_argument(
         "--script-actions",
         metavar="FILE",
+        type=arguments.input_file,
         help="run the steps of a JSON actions file (tests, demos); see gui.actions",
     )
     p.set_defaults(func=gui)
@@ -51,7 +58,7 @@ def register(subparsers: Any) -> None:
 def gui(args: argparse.Namespace) -> int:
     if args.sim and args.connect:
         print("labd gui: --sim starts its own daemon; leave out --connect", file=sys.stderr)
-        return 2
+        return USAGE
     # Imported here: `labd --help` must not need a display or load DearPyGui.
     from gui.main import hard_exit, run_gui
 

@@ -17,23 +17,32 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from labd.cli import arguments
 from labd.cli.connection import (
     INTERRUPTED,
     REFUSED,
     USAGE,
+    UsageError,
     add_connection_arguments,
     connect_options,
     report_failure,
 )
+from labd.values import Number, count, duration
 
 if TYPE_CHECKING:
     from rich.console import Console
     from rich.table import Table
 
+    from labd.client import Lab
     from labd.client.scripts import RunHandle, RunInfo, Scripts
+    from labd.scripting import Grants
 
 LEVEL_STYLE = {"debug": "dim", "info": "", "warn": "yellow", "error": "bold red"}
 PROGRESS_INTERVAL_S = 0.25
+#: Fuel is a 64-bit count of instructions in wasmtime.
+FUEL = count(low=1, high=2**63 - 1)
+#: A wasm32 module addresses at most 4 GiB of linear memory.
+MEMORY_MIB = Number(low=0, low_open=True, high=4096, unit="MiB", why="wasm32 addresses 4 GiB")
 LANGUAGES = "{languages}"
 """Stands for the file types ``labd run`` compiles, in its help text."""
 
@@ -70,21 +79,21 @@ def register(subparsers: Any) -> None:
         help="let the script use instrument NAME (all its capabilities, or those listed);"
         " '*' grants everything",
     )
-    p.add_argument("--fuel", type=_count, help="instruction budget (e.g. 1e10)")
-    p.add_argument("--deadline", type=float, metavar="SECONDS", help="wall-clock limit")
-    p.add_argument("--memory", type=float, metavar="MIB", help="linear memory limit in MiB")
+    p.add_argument("--fuel", type=arguments.whole(FUEL), help="instruction budget (e.g. 1e10)")
+    p.add_argument(
+        "--deadline",
+        type=arguments.number(duration()),
+        metavar="SECONDS",
+        help="wall-clock limit (e.g. 30 or '2 min')",
+    )
+    p.add_argument(
+        "--memory",
+        type=arguments.number(MEMORY_MIB),
+        metavar="MIB",
+        help="linear memory limit in MiB (e.g. 64 or '1 GiB')",
+    )
     add_connection_arguments(p)
     p.set_defaults(func=run_command)
-
-
-def _count(text: str) -> int:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number (e.g. 5e9)") from None
-    if value < 1 or value != int(value):
-        raise argparse.ArgumentTypeError(f"{text!r} must be a whole number >= 1")
-    return int(value)
 
 
 @dataclass
@@ -101,11 +110,12 @@ def run_command(args: argparse.Namespace) -> int:
 
     from capabilities import CapabilityError
     from labd import aio
-    from labd.scripting import ScriptFailed
+    from labd.scripting import Grants, ScriptFailed
     from labd.scripting.compile import CompileError, compile_source
 
-    err = Console(stderr=True)
+    err = Console(stderr=True, soft_wrap=True)  # one line per error, however long
     try:
+        grants = Grants.parse(args.grant)
         script_args = parse_args(args.arg)
         name = args.name or script_name(Path(args.file))
         module = compile_source(args.file)
@@ -117,7 +127,7 @@ def run_command(args: argparse.Namespace) -> int:
     console = Console()
     try:
         aio.run(
-            follow_run, args, name, module, script_args, memory, console, outcome,
+            follow_run, args, name, module, script_args, grants, memory, console, outcome,
         )  # fmt: skip
     except KeyboardInterrupt:
         run = f"run {outcome.info.id} " if outcome.info else ""
@@ -156,6 +166,7 @@ async def follow_run(
     name: str,
     module: bytes,
     script_args: dict[str, str],
+    grants: Grants,
     memory: int | None,
     console: Console,
     outcome: Outcome,
@@ -165,6 +176,7 @@ async def follow_run(
     from labd.client import connect
 
     async with connect(args.connect, **connect_options(args)) as lab:
+        await check_grants(lab, grants)
         scripts = await lab.scripts()
         version = await install(scripts, name, module, console)
         # Shielded: a Ctrl-C right now must not leave a run we hold no handle on.
@@ -189,6 +201,33 @@ async def follow_run(
                     await run.cancel()
                     outcome.cancelled_by_us = True
         console.print(results_table(outcome.info, await run.results(), results))
+
+
+async def check_grants(lab: Lab, grants: Grants) -> None:
+    """Refuse a ``--grant`` of an instrument the daemon does not have, or of a capability
+    that instrument lacks, before anything runs: such a grant is a typo, and a run that
+    then fails half-way (or, worse, never tries that instrument) hides it."""
+    import difflib
+
+    from labd.scripting.grants import ALL
+
+    have = {info.name: set(info.capabilities) for info in await lab.instruments()}
+    for instrument, capabilities in sorted(grants.allowed.items()):
+        if instrument == ALL:
+            continue
+        if instrument not in have:
+            close = difflib.get_close_matches(instrument, list(have), n=1, cutoff=0.8)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise UsageError(
+                f"--grant {instrument}: the daemon has no instrument {instrument!r}{hint};"
+                f" it has: {', '.join(sorted(have)) or 'none'}"
+            )
+        lacking = sorted(capabilities - {ALL} - have[instrument])
+        if lacking:
+            raise UsageError(
+                f"--grant {instrument}:{','.join(lacking)}: {instrument} is not"
+                f" {' or '.join(lacking)}; it is: {', '.join(sorted(have[instrument]))}"
+            )
 
 
 async def install(scripts: Scripts, name: str, module: bytes, console: Console) -> int:

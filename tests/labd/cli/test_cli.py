@@ -3,10 +3,16 @@ building the parser stays cheap because each command imports what it needs when 
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
+from pathlib import Path
 
-from labd.cli import build_parser
+import pytest
+
+from labd.cli import build_parser, report_uncaught
+from labd.cli.connection import BUG, USAGE
+from labd.errors import ConfigError
 
 
 def test_every_subcommand_is_registered() -> None:
@@ -36,3 +42,44 @@ def test_run_help_lists_the_languages_it_compiles() -> None:
     )  # fmt: skip
     assert "{languages}" not in run_help.stdout
     assert all(suffix in run_help.stdout for suffix in SUPPORTED)
+
+
+def test_a_wrong_command_line_is_one_line_with_status_2() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "labd", "run", "x.wat", "--fuel", "lots"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        "labd run: argument --fuel: must be a whole number from 1 to 9223372036854775807,"
+        " got 'lots' (see labd run --help)"
+    ]
+
+
+def test_an_unexpected_error_is_one_line_naming_the_traceback_file(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("LABD_DEBUG", raising=False)
+    try:
+        {}["missing"]
+    except KeyError as e:
+        error = e
+    assert report_uncaught(error) == BUG
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith("labd: internal error (a bug in labd, please report it): KeyError")
+    saved = Path(re.search(r"traceback in (\S+) ", line)[1])  # type: ignore[index]
+    assert "Traceback" in saved.read_text() and "test_cli.py" in saved.read_text()
+    saved.unlink()
+    monkeypatch.setenv("LABD_DEBUG", "1")
+    with pytest.raises(KeyError):
+        report_uncaught(error)
+
+
+def test_a_config_error_reaching_main_is_one_line_per_problem(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert report_uncaught(ConfigError("lab.toml:2: a: bad\nlab.toml:5: b: bad")) == USAGE
+    assert capsys.readouterr().err.splitlines() == [
+        "labd: lab.toml:2: a: bad",
+        "labd: lab.toml:5: b: bad",
+    ]
