@@ -3,7 +3,9 @@
 The wheel force-includes the repository's ``schema/`` folder as ``labd/schema``; a source
 checkout has it at the repository root. pycapnp needs its own folder on the import path
 for the standard ``/capnp/*.capnp`` imports (DESIGN.md §3: without it, ``-> stream``
-aborts the process), so every load goes through :func:`load`.
+aborts the process), so every load goes through :func:`load`, which also puts the
+dispatch guard of :mod:`labd.rpc.wire` on every server class: no server method of the
+daemon can then send a traceback to a peer, whatever the peer sends.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import capnp
+
+from labd.rpc.wire import guard_servers
 
 SCHEMA_FILE = "labd.capnp"
 
@@ -32,6 +36,9 @@ def schema_path() -> Path:
 
 @functools.cache
 def load() -> Any:
-    """The compiled schema module (``load().Lab``, ``load().Reading``, ...)."""
+    """The compiled schema module (``load().Lab``, ``load().Reading``, ...), its server
+    classes guarded (:func:`labd.rpc.wire.guard_servers`)."""
     capnp_include = os.path.dirname(os.path.dirname(capnp.__file__))
-    return capnp.load(str(schema_path()), imports=[capnp_include])
+    module = capnp.load(str(schema_path()), imports=[capnp_include])
+    guard_servers(module)
+    return module
