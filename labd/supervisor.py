@@ -365,8 +365,8 @@ class _Owner:
         name = self.spec.name
         try:
             while True:
-                reason = await self._open_and_serve()
-                if self._fault(reason):
+                reason, gave_up = await self._open_and_serve()
+                if gave_up:
                     await self._reset.wait()
                     self._reset = trio.Event()
                     self._faults.clear()
@@ -419,8 +419,9 @@ class _Owner:
         self.set_state(State.FAULTED, reason)
         return False
 
-    async def _open_and_serve(self) -> str:
-        """Open the driver and serve calls until it faults; returns the fault's reason."""
+    async def _open_and_serve(self) -> tuple[str, bool]:
+        """Open the driver and serve calls until it faults: the fault's reason, and whether
+        the restart limit is reached."""
         reason = await self._open()
         if reason is None:
             self.set_state(State.READY)
@@ -428,13 +429,15 @@ class _Owner:
                 log.info("%s: ready again after restart %d", self.spec.name, self.restarts)
             self._first_attempt.set()
             reason = await self._serve()
+        # Before any checkpoint: the caller whose call faulted it must find it faulted.
+        gave_up = self._fault(reason)
         self._first_attempt.set()
         self._fail_pending(
             InstrumentUnavailable(f"{self.spec.name} faulted: {reason}", "faulted", reason)
         )
         with trio.CancelScope(shield=True):
             await self._close()
-        return reason
+        return reason, gave_up
 
     async def _serve(self) -> str:
         async for request in self._receive:

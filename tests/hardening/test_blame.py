@@ -59,7 +59,7 @@ def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabdProcess]:
 def wait_ready(daemon: LabdProcess, name: str, timeout: float = 10.0) -> None:
     deadline = time.monotonic() + timeout
     with connect_blocking(daemon.address) as lab:
-        while lab.instrument(name).info().state != "ready":
+        while lab.instrument(name).info().state not in ("ready", "busy"):
             assert time.monotonic() < deadline, f"{name} did not become ready"
             time.sleep(0.05)
 
@@ -88,7 +88,7 @@ def test_a_wait_longer_than_the_call_timeout_is_the_callers_to_spend(
 
     settled, state, restarts = aio.run(main)
     assert settled == pytest.approx(4.0, abs=0.01)
-    assert (state, restarts) == ("ready", 0)
+    assert state in ("ready", "busy") and restarts == 0  # busy: serving a poll
 
 
 def test_an_endless_wait_is_the_callers_mistake(daemon: LabdProcess) -> None:
@@ -102,7 +102,8 @@ def test_an_endless_wait_is_the_callers_mistake(daemon: LabdProcess) -> None:
             info = await lab.instrument("stage").info()
             return info.state, info.restarts
 
-    assert aio.run(main) == ("ready", 0)
+    state, restarts = aio.run(main)
+    assert state in ("ready", "busy") and restarts == 0
 
 
 def test_a_real_drivers_bounded_wait_is_a_wait_timeout(tmp_path: Path) -> None:
@@ -127,7 +128,7 @@ call_timeout_s = 1.0
                     linear.wait_settled()  # bounded by the call timeout
                 linear.move_abs(linear.position().value)  # stop where it is
                 info = lab.instrument("linear").info()
-                assert (info.state, info.restarts) == ("ready", 0), info
+                assert info.state in ("ready", "busy") and info.restarts == 0, info
         finally:
             daemon.stop()
         assert "TooSlowError" not in daemon.log.read_text()
@@ -161,8 +162,9 @@ def test_a_stopped_daemon_does_not_blame_the_call_in_flight(daemon: LabdProcess)
 
     assert aio.run(main) == pytest.approx(1.0, abs=0.01)
     with connect_blocking(daemon.address) as lab:
-        for info in lab.instruments():
-            assert (info.state, info.restarts, info.reason) == ("ready", 0, ""), info
+        for info in lab.instruments():  # busy: serving a poll of its stream
+            assert info.state in ("ready", "busy") and info.restarts == 0, info
+            assert info.reason == "", info
     log = daemon.log.read_text()
     assert "daemon stalled" in log
     assert "faulted" not in log, log
@@ -180,7 +182,7 @@ def test_a_fault_is_logged_and_remembered_after_recovery(daemon: LabdProcess) ->
     wait_ready(daemon, "meter")
     with connect_blocking(daemon.address) as lab:
         info = lab.instrument("meter").info()
-    assert info.state == "ready" and info.restarts >= 1
+    assert info.state in ("ready", "busy") and info.restarts >= 1
     assert "simulated device error" in info.reason  # the last fault, kept after recovery
     log = daemon.log.read_text()
     assert "meter: faulted (fault 1 of at most" in log and "simulated device error" in log
