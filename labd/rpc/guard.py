@@ -47,8 +47,28 @@ class FramingGuard(asyncio.BufferedProtocol):
     ``on_refuse(reason)`` is called once when the guard closes the connection.
     """
 
+    __slots__ = (
+        "_budget",
+        "_get_buffer",
+        "_head",
+        "_head_needed",
+        "_inner",
+        "_lifted",
+        "_limits",
+        "_message_limit",
+        "_on_refuse",
+        "_skip",
+        "_transport",
+        "_updated",
+        "_view",
+        "_writing_paused",
+        "refused",
+    )
+
     def __init__(self, inner: Any, limits: Limits, on_refuse: Callable[[str], None]) -> None:
         self._inner = inner
+        self._get_buffer = inner.get_buffer
+        self._updated = inner.buffer_updated
         self._limits = limits
         self._on_refuse = on_refuse
         self._transport: Any = None
@@ -73,20 +93,26 @@ class FramingGuard(asyncio.BufferedProtocol):
         self._lifted = True
 
     def get_buffer(self, sizehint: int) -> Any:
-        if self.refused is not None:  # closing: swallow what still arrives
-            return bytearray(64 * KIB)
-        view = self._view = self._inner.get_buffer(sizehint)
+        view = self._view = self._get_buffer(sizehint)
         return view
 
     def buffer_updated(self, nbytes: int) -> None:
-        if self.refused is not None:
+        skip = self._skip - nbytes
+        budget = self._budget = self._budget - nbytes
+        if skip >= 0 and budget >= 0:  # inside a message: the case of every big read
+            self._skip = skip
+            self._updated(nbytes)
             return
-        self._budget -= nbytes
-        if self._skip >= nbytes and self._budget >= 0:  # inside a body: the common case
-            self._skip -= nbytes
-        elif not self._scan(nbytes):
-            return
-        self._inner.buffer_updated(nbytes)
+        if skip == -nbytes and budget >= 0 and nbytes >= 8 and not self._head:
+            # A read that starts a message: for calls, usually one segment, all of it.
+            count, first = _FIRST_WORD.unpack_from(self._view)
+            size = 8 + 8 * first
+            if count == 0 and nbytes <= size <= self._message_limit:
+                self._skip = size - nbytes
+                self._updated(nbytes)
+                return
+        if self._scan(nbytes):
+            self._updated(nbytes)
 
     def _scan(self, end: int) -> bool:
         """Walk the segment tables in the first ``end`` bytes of the buffer; False if the
@@ -165,6 +191,10 @@ class FramingGuard(asyncio.BufferedProtocol):
         if self.refused is not None:
             return False
         self.refused = reason
+        # From now on what still arrives is swallowed: pycapnp sees none of it.
+        self._get_buffer = _swallow_into
+        self._updated = _ignore
+        self._skip = self._budget = _UNLIMITED
         transport = self._transport
         if transport is not None and not transport.is_closing():
             if tell and not self._writing_paused:  # every message so far was written whole
@@ -197,6 +227,14 @@ class FramingGuard(asyncio.BufferedProtocol):
     def resume_writing(self) -> None:
         self._writing_paused = False
         self._inner.resume_writing()
+
+
+def _swallow_into(sizehint: int) -> bytearray:
+    return bytearray(64 * KIB)
+
+
+def _ignore(nbytes: int) -> None:
+    pass
 
 
 def _table_bytes(count: int) -> int:
