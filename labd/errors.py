@@ -47,7 +47,9 @@ class InstrumentBusy(LabdError):
 
 
 class CallTimeout(LabdError):
-    """The driver did not answer in time; the instrument is faulted and restarted."""
+    """The driver did not answer within its call timeout (plus the caller's own timeout,
+    for a bounded wait; not counting time the daemon itself was stalled). The instrument is
+    faulted and restarted. A caller's own wait that ran out is a WaitTimeout instead."""
 
     code = "timeout"
 
