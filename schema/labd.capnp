@@ -209,6 +209,9 @@ interface StateWatcher {
 interface Subscription {
   cancel @0 ();
   stats @1 () -> (sent :UInt64, skipped :UInt64);
+  # skipped: batches never pushed (slower than the stream, or over its byte budget).
+  # Fails with "labd:subscriber-dropped: ..." once the daemon dropped the subscriber for
+  # answering no push for 30 s (it stopped reading); the message says what it held.
 }
 
 # ---------------------------------------------------------------- sharing
@@ -362,9 +365,11 @@ interface ScriptEngine {
 
 # ---------------------------------------------------------------- recorded data (time travel)
 
-# A replay, pulled chunk by chunk: `next` returns whole batches in order, together at most
-# `maxBytes` (but at least one, however big), so no message grows beyond what the client
-# asked for; `done` comes with the last chunk. Dropping the cursor ends the replay.
+# A replay, pulled chunk by chunk: `next` returns whole batches in order, in a chunk of at
+# most `maxBytes` (but at least one batch, however big), so no message grows beyond what
+# the client asked for; `done` comes with the last chunk. The daemon raises `maxBytes` to
+# at least 64 KiB (0 included) and lowers it to at most 64 MiB, whatever is asked.
+# Dropping the cursor ends the replay.
 interface ReplayCursor {
   next @0 (maxBytes :UInt64) -> (chunk :Data, done :Bool);
   # chunk: one Arrow IPC stream of the stream's schema; every batch carries its number

@@ -125,6 +125,8 @@ class Replay:
     ) -> None:
         if window < 1:
             raise ValueError(f"window must be at least 1, got {window}")
+        if chunk_bytes < 1:  # the daemon raises small ones to 64 KiB, lowers big ones to 64 MiB
+            raise ValueError(f"chunk_bytes must be at least 1, got {chunk_bytes}")
         self._link = link
         self._lab_cap = lab_cap
         self._request = (stream, float(start), float(end))

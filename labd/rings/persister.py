@@ -6,7 +6,8 @@ mapping* into the stream's current ``.arrows`` file (no second serialisation, no
 copy) and then re-checks the seqlock; a batch overwritten before it reached the disk is
 truncated away and counted as lost. Files are one Arrow IPC stream each, rotated by size,
 numbered per run and stream; a restart never appends to an old file (its tail may be
-torn) but starts the next number.
+torn) but starts the next number. Files and the directories made for them are private
+to the daemon's user unless a group was given (:mod:`labd.rings.access`).
 
 Keeping up with 100 frames/s of 8 MiB needs ``fdatasync`` every few tens of MiB plus
 ``posix_fadvise(DONTNEED)`` on what was synced: otherwise dirty page cache piles up and
@@ -26,6 +27,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from urllib.parse import quote
 
+from labd.rings.access import FileAccess
 from labd.rings.errors import RingLapped
 from labd.rings.layout import EOS_MARKER
 from labd.rings.reader import BatchMissing, RingReader
@@ -64,9 +66,16 @@ class _StreamPersister:
     """The disk thread of one stream (a :class:`~labd.rings.writer.RingFollower`)."""
 
     def __init__(
-        self, ring: RingWriter, directory: Path, *, rotate_bytes: int, sync_bytes: int
+        self,
+        ring: RingWriter,
+        directory: Path,
+        *,
+        rotate_bytes: int,
+        sync_bytes: int,
+        access: FileAccess,
     ) -> None:
         self.stream = ring.stream
+        self._access = access
         self._schema_bytes = ring.schema_bytes
         self._reader = RingReader(ring.path)
         self._directory = directory
@@ -147,11 +156,11 @@ class _StreamPersister:
             self._finish_file()
 
     def _open_next_file(self) -> None:
-        self._directory.mkdir(parents=True, exist_ok=True)
+        self._access.make_dirs(self._directory)
         existing = persisted_files(self._directory)
         number = int(existing[-1].name[5 : -len(FILE_SUFFIX)]) + 1 if existing else 1
         path = self._directory / f"part-{number:06d}{FILE_SUFFIX}"
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        fd = self._access.create_file(path, os.O_WRONLY | os.O_EXCL)
         try:
             _write_all(fd, memoryview(self._schema_bytes))
         except OSError:
@@ -231,7 +240,12 @@ class Persister:
         *,
         rotate_bytes: int = 1 << 30,
         sync_bytes: int = 32 << 20,
+        file_group: str | None = None,
     ) -> None:
+        """``file_group``: a group whose members may read the files (0640, directories
+        0750); None: the daemon's user only (0600, 0700). Raises ValueError for a group
+        that does not exist or that the daemon's user is not in."""
+        self.access = FileAccess.for_group(file_group)
         self.directory = Path(directory)
         self.run_id = run_id
         self.rotate_bytes = rotate_bytes
@@ -247,6 +261,7 @@ class Persister:
             stream_directory(self.directory, self.run_id, ring.stream),
             rotate_bytes=self.rotate_bytes,
             sync_bytes=self.sync_bytes,
+            access=self.access,
         )
         ring.add_follower(follower)
         self._streams[ring.stream] = follower

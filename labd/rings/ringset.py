@@ -19,6 +19,7 @@ import pyarrow as pa
 import trio
 
 from labd.rings import layout as L
+from labd.rings.access import FileAccess
 from labd.rings.errors import RingError, RingSizeError
 from labd.rings.reader import _pid_alive, default_root
 from labd.rings.sizing import DEFAULT_MEMORY_SHARE, fmt_bytes, mem_available, plan_ring, shm_free
@@ -77,7 +78,10 @@ class RingSet:
         retention_s: float = 300.0,
         max_bytes: int | None = None,
         stale_after_s: float = 60.0,
+        file_group: str | None = None,
     ) -> None:
+        """``file_group``: a group whose members may read the rings (files 0640,
+        directories 0750); None: the daemon's user only (0600, 0700)."""
         if not _DAEMON_ID.fullmatch(daemon_id):
             raise ValueError(
                 f"daemon id {daemon_id!r} cannot name a directory: use letters, digits, "
@@ -86,7 +90,10 @@ class RingSet:
         self.root = root or default_root()
         self.directory = self.root / daemon_id
         self.retention_s = retention_s
-        self.root.mkdir(mode=0o750, parents=True, exist_ok=True)
+        self.access = FileAccess.for_group(file_group)
+        self.access.make_dirs(self.root)  # shared by the daemons of this user
+        if self.access.gid is not None:
+            self.access.own_dir(self.root)  # the group must be able to enter it
         for path in clean_stale_rings(self.root, stale_after_s):
             log.warning("removed ring %s left behind by a daemon that is gone", path)
         if self.directory.is_dir() and any(self.directory.glob(f"*{L.RING_SUFFIX}")):
@@ -96,7 +103,7 @@ class RingSet:
                 f"daemon id {daemon_id!r} is in use: {live} belongs to the running process "
                 f"{pid}; stop that daemon or give this one another id"
             )
-        self.directory.mkdir(mode=0o750, exist_ok=True)
+        self.access.own_dir(self.directory)
         available = mem_available()
         if max_bytes is None:
             max_bytes = int(available * DEFAULT_MEMORY_SHARE)
@@ -138,7 +145,9 @@ class RingSet:
         )
         if plan.note:
             log.warning("%s", plan.note)
-        writer = RingWriter(self.directory, name, schema, kind, plan, retention_s=retention_s)
+        writer = RingWriter(
+            self.directory, name, schema, kind, plan, retention_s=retention_s, access=self.access
+        )
         self.used_bytes += writer.layout.file_size
         self.writers[name] = writer
         return writer

@@ -2,7 +2,8 @@
 
 The batch is written by Arrow's IPC writer directly into its slot of the mapping (no
 intermediate buffer), which makes an append cost about one memcpy of the batch. The
-file is created under a temporary name, allocated and pre-faulted (first touch of a
+file is created under a temporary name (private to the daemon's user unless a group was
+given, :mod:`labd.rings.access`), allocated and pre-faulted (first touch of a
 fresh page is an order of magnitude slower than a write to a resident one), and only then
 renamed to its final name, so a reader never sees a half-made ring.
 """
@@ -21,6 +22,7 @@ import numpy as np
 import pyarrow as pa
 
 from labd.rings import layout as L
+from labd.rings.access import PRIVATE, FileAccess
 from labd.rings.errors import BatchTooLarge, RingSizeError
 from labd.rings.futex import futex_wake
 from labd.rings.sizing import RingPlan, fmt_bytes
@@ -48,6 +50,7 @@ class RingWriter:
         plan: RingPlan,
         *,
         retention_s: float,
+        access: FileAccess = PRIVATE,
     ) -> None:
         if kind not in L.KINDS:
             raise ValueError(f"stream kind {kind!r} is not one of {', '.join(L.KINDS)}")
@@ -63,7 +66,7 @@ class RingWriter:
         self._closed = False
         ts = schema.get_field_index("timestamp")
         self._ts_column = ts if ts >= 0 and schema.field(ts).type == pa.float64() else None
-        self._mm = self._create_file(directory, retention_s)
+        self._mm = self._create_file(directory, retention_s, access)
         view = memoryview(self._mm)
         self._view = view
         # Writable pyarrow buffers over memoryview slices: slicing a mutable pa.Buffer
@@ -77,15 +80,15 @@ class RingWriter:
         self._floats = self._words.view("<f8")
         self._futex_address = self._words.ctypes.data + L.H_WRITE_SEQ * L.WORD
 
-    def _create_file(self, directory: Path, retention_s: float) -> mmap.mmap:
+    def _create_file(self, directory: Path, retention_s: float, access: FileAccess) -> mmap.mmap:
         size = self.layout.file_size
         tmp = directory / f"{self.path.name}.{os.getpid()}.tmp"
         try:
-            fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o640)
+            fd = access.create_file(tmp, os.O_RDWR | os.O_TRUNC)
         except FileNotFoundError:
             # A daemon of the same id that was just stopping removed the directory.
-            directory.mkdir(mode=0o750, parents=True, exist_ok=True)
-            fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o640)
+            access.make_dirs(directory)
+            fd = access.create_file(tmp, os.O_RDWR | os.O_TRUNC)
         try:
             try:
                 # Reserve the pages now: a write into a mapping of a full tmpfs is a SIGBUS.

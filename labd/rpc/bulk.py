@@ -187,7 +187,8 @@ class BulkChannel:
         self._deadline = trio.current_time() + CONNECT_TIMEOUT_S
         self._sock: socket.socket | None = None
         self._closed = False
-        # Unbounded in type only: the push window bounds what is queued.
+        # Unbounded in type only: the subscriber's window and byte budget bound what is
+        # queued (labd.rpc.subscriptions.SubscriberLimits).
         self._send, self._receive = trio.open_memory_channel[tuple[int, pa.RecordBatch, int]](
             float("inf")
         )
@@ -218,11 +219,11 @@ class BulkChannel:
         self._send.send_nowait((seq, batch, length))
 
     async def _write_queued(self) -> None:
-        async for seq, batch, length in self._receive:
-            sock = self._sock
-            assert sock is not None
-            try:
-                await trio.to_thread.run_sync(
+        with contextlib.suppress(trio.ClosedResourceError):  # closed: the rest is dropped
+            async for seq, batch, length in self._receive:
+                sock = self._sock
+                assert sock is not None
+                broke = await trio.to_thread.run_sync(
                     _send_batch,
                     sock,
                     seq,
@@ -231,30 +232,39 @@ class BulkChannel:
                     limiter=self._thread,
                     abandon_on_cancel=True,
                 )
-            except OSError as exc:
-                # The client then fails its push with bulk-unavailable: inline from there.
-                log.info("bulk connection broke: %s", exc)
-                self.close()
-                return
+                del batch  # the frame's memory, not kept while waiting for the next one
+                if broke is not None:
+                    # The client then fails its push with bulk-unavailable: inline from there.
+                    log.info("bulk connection broke: %s", broke)
+                    self.close()
+                    return
 
     def close(self) -> None:
+        """Stop writing: queued batches are released now, a write in progress fails."""
         self._closed = True
         self._listener.withdraw(self.token)
         self._send.close()
+        self._receive.close()  # the last receiver: trio drops the queued batches
         if self._sock is not None:
             shut_down(self._sock)
 
 
-def _send_batch(sock: socket.socket, seq: int, batch: pa.RecordBatch, length: int) -> None:
-    """In a worker thread: header, then ``batch`` serialised straight into the socket.
+def _send_batch(sock: socket.socket, seq: int, batch: pa.RecordBatch, length: int) -> str | None:
+    """In a worker thread: header, then ``batch`` serialised straight into the socket;
+    returns why the connection broke, or None.
 
     Arrow hands the IPC writer's body buffers (the pixels) to the sink as they are, so the
-    kernel's copy into the socket is the only pass over them in the daemon.
+    kernel's copy into the socket is the only pass over them in the daemon. A failure is
+    returned as text: the exception's traceback would hold this frame and the batch.
     """
     sink = _SocketSink(sock, HEADER.pack(seq, length))
-    with pa.ipc.new_stream(pa.PythonFile(sink, mode="w"), batch.schema) as writer:
-        writer.write_batch(batch)
-    sink.flush()
+    try:
+        with pa.ipc.new_stream(pa.PythonFile(sink, mode="w"), batch.schema) as writer:
+            writer.write_batch(batch)
+        sink.flush()
+    except OSError as exc:  # ssl.SSLError too
+        return str(exc) or type(exc).__name__
+    return None
 
 
 class _SocketSink:

@@ -12,7 +12,9 @@ and the client copies it out of the mapping before it acknowledges the push. Two
 in all, one on each side, like a raw socket.
 
 A slot is written again only after its push was acknowledged, i.e. after the client's
-copy: the window of in-flight pushes is the number of slots. The file is created 0600
+copy: there is one slot per push that the subscriber's window and byte budget let be in
+flight (:class:`labd.rpc.subscriptions.SubscriberLimits`), so a subscriber that stops
+reading holds that many slots and no more. The file is created 0600
 with a random name; the client unlinks it as soon as it has mapped it (so nothing is left
 behind even if both processes are killed later) and the daemon unlinks it when the
 subscription ends. Batches that do not fit a slot, and clients that cannot map the file
@@ -29,8 +31,6 @@ from collections import deque
 from pathlib import Path
 
 import pyarrow as pa
-
-from labd.rpc.ipc import ipc_size
 
 LANE_DIR = Path("/dev/shm")
 MIN_LANE_BATCH_BYTES = 256 * 1024
@@ -67,9 +67,10 @@ class Lane:
         size = -(-int(batch_bytes * SLOT_HEADROOM) // SLOT_ALIGN) * SLOT_ALIGN
         return cls(slots, size)
 
-    def take(self) -> int:
-        """A free slot. There is one per push the window lets be in flight."""
-        return self._free.popleft()
+    def take(self) -> int | None:
+        """A free slot; None while every slot is in flight (batches smaller than the one
+        the lane was sized for let more pushes in flight than it has slots)."""
+        return self._free.popleft() if self._free else None
 
     def give_back(self, slot: int) -> None:
         self._free.append(slot)
@@ -117,12 +118,11 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def wants_lane(batch: pa.RecordBatch, lane: Lane | None) -> tuple[bool, int]:
-    """(whether ``batch`` should travel in a lane, its IPC size)."""
-    size = ipc_size(batch)
+def wants_lane(size: int, lane: Lane | None) -> bool:
+    """Whether a batch of ``size`` IPC bytes should travel in a lane (``lane``, if open)."""
     if size < MIN_LANE_BATCH_BYTES:
-        return False, size
-    return lane is None or size <= lane.slot_size, size
+        return False
+    return lane is None or size <= lane.slot_size
 
 
 class LaneReader:

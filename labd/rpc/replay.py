@@ -1,7 +1,8 @@
 """Recorded data over RPC: ``Lab.replay`` (a pull cursor of past batches) and ``Lab.dataInfo``.
 
 A replay may span gigabytes (minutes of 8 MiB frames), so it never travels as one
-message: the client pulls chunks of at most the size it asks for, each one Arrow IPC
+message: the client pulls chunks of at most the size it asks for (and at most
+:data:`MAX_CHUNK_BYTES`), each one Arrow IPC
 stream of whole batches carrying their numbers (``labd.seq``), exactly like the
 persisted files. Where a batch comes from -- the ring while it is still there, the
 ``.arrows`` files once it has been overwritten -- is :func:`labd.rings.replay_raw`'s
@@ -28,7 +29,7 @@ import trio
 from labd.aio import to_trio
 from labd.rings import Persister, RawBatch, RingReader, RingSet, replay_raw
 from labd.rings.layout import EOS_MARKER
-from labd.rpc import schema
+from labd.rpc import schema, trim
 from labd.rpc.wire import wire_errors
 
 if TYPE_CHECKING:
@@ -38,7 +39,14 @@ _s: Any = schema.load()
 T = TypeVar("T")
 
 MIN_CHUNK_BYTES = 64 << 10
-"""A smaller ``maxBytes`` is raised to this: tiny chunks only multiply round trips."""
+"""A smaller ``maxBytes`` (0 included) is raised to this: tiny chunks only multiply round
+trips."""
+MAX_CHUNK_BYTES = 64 << 20
+"""A larger ``maxBytes`` is lowered to this, whatever the client asks: a chunk costs the
+daemon about twice its size while it is sent (the reply, pycapnp's copy for the socket).
+A single batch bigger than this still goes, alone."""
+TRIM_AFTER_BYTES = 1 << 20
+"""A replay that sent chunks this big gives its freed memory back when it ends."""
 
 
 @runtime_checkable
@@ -77,6 +85,7 @@ class ReplayCursorServer(_s.ReplayCursor.Server):  # type: ignore[misc]
         self._batches = self._replay_after(0)
         self._carry: RawBatch | None = None  # did not fit the last chunk
         self._last_sent = 0
+        self._largest_chunk = 0
         self._done = False
         # Pipelined next() calls must take their chunks in the order they were sent. They
         # arrive in order on the asyncio side, whose lock is FIFO; Trio would not do:
@@ -93,6 +102,7 @@ class ReplayCursorServer(_s.ReplayCursor.Server):  # type: ignore[misc]
             batches = [] if self._done else await self._in_thread(self._pick, maxBytes)
             if batches:
                 size = len(self._schema_bytes) + sum(b.messages.size for b in batches)
+                self._largest_chunk = max(self._largest_chunk, size)
                 _context.results.init("chunk", size + len(EOS_MARKER))
                 chunk = _context.results.get_data_as_view("chunk")
                 await self._in_thread(self._copy, chunk, batches)
@@ -104,10 +114,11 @@ class ReplayCursorServer(_s.ReplayCursor.Server):  # type: ignore[misc]
         return await to_trio(self._session.nursery, trio.to_thread.run_sync, fn, *args)
 
     def _pick(self, max_bytes: int) -> list[RawBatch]:
-        """Whole batches up to ``max_bytes`` (at least one, however big)."""
-        max_bytes = max(max_bytes, MIN_CHUNK_BYTES)
+        """Whole batches for a chunk of up to ``max_bytes`` within the daemon's bounds
+        (at least one, however big)."""
+        max_bytes = min(max(max_bytes, MIN_CHUNK_BYTES), MAX_CHUNK_BYTES)
         picked: list[RawBatch] = []
-        size = 0
+        size = len(self._schema_bytes) + len(EOS_MARKER)
         while True:
             raw = self._carry or next(self._batches, None)
             self._carry = None
@@ -142,6 +153,8 @@ class ReplayCursorServer(_s.ReplayCursor.Server):  # type: ignore[misc]
         if self._ring is not None:
             self._ring.close()
             self._ring = None
+        if self._largest_chunk >= TRIM_AFTER_BYTES:
+            trim.release_soon()  # the last chunk's reply is sent within trim.DELAY_S
 
 
 def _put(out: np.ndarray, pos: int, data: bytes | pa.Buffer) -> int:
