@@ -67,6 +67,15 @@ def register(subparsers: Any) -> None:
         metavar=("LOW", "HIGH"),
         help="position range",
     )
+    for quantity, unit in (("voltage", "V"), ("current", "A")):
+        p.add_argument(
+            f"--{quantity}",
+            nargs=2,
+            type=arguments.number(COORDINATE),
+            action=arguments.Interval,
+            metavar=("LOW", "HIGH"),
+            help=f"{quantity} set-point range of a VoltageSource, in {unit}",
+        )
     p.add_argument("--revoke", metavar="TOKEN", help="revoke this sharing token")
     p.add_argument("--list", action="store_true", help="list active sharing tokens")
     p = add("watch", "live readings of an instrument's streams in the terminal", watch)
@@ -114,9 +123,16 @@ def status(lab: BlockingLab, args: argparse.Namespace) -> int:
 
     console = Console()
     for info in lab.instruments():
-        why = f" — {info.reason}" if info.reason else ""
+        why = f" — {info.reason}" if info.reason and info.state != "ready" else ""
+        if info.last_fault_at is not None and info.state == "ready":
+            when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(info.last_fault_at))
+            why = f" (last fault {when}: {info.last_fault})"
         style = STATE_STYLE.get(info.state, "")
-        console.print(f"{info.name:12} [{style}]{info.state}[/] restarts={info.restarts}{why}")
+        console.print(
+            f"{info.name:12} [{style}]{info.state}[/] restarts={info.restarts}{why}",
+            markup=True,
+            highlight=False,
+        )
     for stream in lab.streams():
         console.print(f"  stream {stream.name:24} {stream.kind:9} seq={stream.last_seq}")
     return 0
@@ -164,7 +180,8 @@ def share(lab: BlockingLab, args: argparse.Namespace) -> int:
             expiry = time.ctime(s.expires_at) if s.expires_at else "never"
             print(f"{s.token}  {s.instrument}  read_only={s.read_only}  expires={expiry}")
         return 0
-    ranges = {"position": (args.range[0], args.range[1])} if args.range else {}
+    bounds = {"position": args.range, "voltage": args.voltage, "current": args.current}
+    ranges = {q: (b[0], b[1]) for q, b in bounds.items() if b}
     restriction = Restriction(read_only=args.read_only, expires_in=args.expires, ranges=ranges)
     token, _ = lab.instrument(args.name).share(restriction)
     print(token)

@@ -7,6 +7,7 @@ blocking facade, :mod:`labd.client.blocking`, which wraps exactly these objects.
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -55,6 +56,10 @@ class InstrumentInfo:
     reason: str
     restarts: int
     streams: list[str]
+    last_fault: str = ""
+    """The most recent fault's reason, kept after the instrument recovered; empty: none."""
+    last_fault_at: float | None = None
+    """When that fault happened (seconds since the epoch); None: never faulted."""
 
 
 @dataclass(frozen=True)
@@ -91,6 +96,11 @@ class Restriction:
     """Allowed set-point ranges: ``position`` (Movable), ``voltage``/``current`` (VoltageSource)."""
 
     def to_wire(self) -> Any:
+        if self.expires_in is not None and not 0 < self.expires_in < math.inf:
+            raise ValueError(
+                f"expires_in must be a positive number of seconds, or None for never;"
+                f" got {self.expires_in!r}"
+            )
         message = _s.Restriction.new_message(
             readOnly=self.read_only, expiresIn=self.expires_in or 0.0
         )
@@ -447,6 +457,8 @@ def info_from_wire(info: Any) -> InstrumentInfo:
         reason=info.reason,
         restarts=info.restarts,
         streams=list(info.streams),
+        last_fault=info.lastFault,
+        last_fault_at=info.lastFaultAt or None,
     )
 
 
