@@ -46,7 +46,8 @@ MAX_CHUNK_BYTES = 64 << 20
 daemon about twice its size while it is sent (the reply, pycapnp's copy for the socket).
 A single batch bigger than this still goes, alone."""
 TRIM_AFTER_BYTES = 1 << 20
-"""A replay that sent chunks this big gives its freed memory back when it ends."""
+"""A chunk this big is given back to the system soon after it was sent (a cursor may be
+dropped at any chunk, so no chunk waits for the replay's end)."""
 
 
 @runtime_checkable
@@ -85,7 +86,6 @@ class ReplayCursorServer(_s.ReplayCursor.Server):  # type: ignore[misc]
         self._batches = self._replay_after(0)
         self._carry: RawBatch | None = None  # did not fit the last chunk
         self._last_sent = 0
-        self._largest_chunk = 0
         self._done = False
         # Pipelined next() calls must take their chunks in the order they were sent. They
         # arrive in order on the asyncio side, whose lock is FIFO; Trio would not do:
@@ -102,7 +102,8 @@ class ReplayCursorServer(_s.ReplayCursor.Server):  # type: ignore[misc]
             batches = [] if self._done else await self._in_thread(self._pick, maxBytes)
             if batches:
                 size = len(self._schema_bytes) + sum(b.messages.size for b in batches)
-                self._largest_chunk = max(self._largest_chunk, size)
+                if size >= TRIM_AFTER_BYTES:
+                    trim.release_soon()  # the reply is sent within trim.DELAY_S
                 _context.results.init("chunk", size + len(EOS_MARKER))
                 chunk = _context.results.get_data_as_view("chunk")
                 await self._in_thread(self._copy, chunk, batches)
@@ -153,8 +154,6 @@ class ReplayCursorServer(_s.ReplayCursor.Server):  # type: ignore[misc]
         if self._ring is not None:
             self._ring.close()
             self._ring = None
-        if self._largest_chunk >= TRIM_AFTER_BYTES:
-            trim.release_soon()  # the last chunk's reply is sent within trim.DELAY_S
 
 
 def _put(out: np.ndarray, pos: int, data: bytes | pa.Buffer) -> int:
