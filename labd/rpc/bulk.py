@@ -24,6 +24,7 @@ import contextlib
 import dataclasses
 import hmac
 import logging
+import math
 import secrets
 import socket
 import ssl
@@ -64,6 +65,9 @@ class BulkListener:
         self._offers: dict[bytes, BulkChannel] = {}
         self._admitting = trio.CapacityLimiter(8)
         """Threads for handshakes: a flood of connections cannot take trio's shared ones."""
+        self._threads = trio.CapacityLimiter(math.inf)
+        """What ``to_thread`` draws on once a token of ``_admitting`` is held (so it never
+        waits a second time, past the deadline)."""
         self.host, self.port = sock.getsockname()[:2]
         # A connection counts until it is attached (then its subscription owns it) and
         # gets CONNECT_TIMEOUT_S from its accept, its wait for a thread included.
@@ -142,10 +146,13 @@ class BulkListener:
         sock.settimeout(CONNECT_TIMEOUT_S)
         async with trio.open_nursery() as nursery:
             nursery.start_soon(cut_at_deadline)
-            result = await outcome.acapture(trio.to_thread.run_sync, self._handshake, sock)
+            result = await outcome.acapture(self._handshake_thread, sock)
             done = True
             nursery.cancel_scope.cancel()
         return result
+
+    async def _handshake_thread(self, sock: socket.socket) -> tuple[socket.socket, bytes]:
+        return await trio.to_thread.run_sync(self._handshake, sock, limiter=self._threads)
 
     def _handshake(self, sock: socket.socket) -> tuple[socket.socket, bytes]:
         """In a worker thread: TLS if configured, then the token (all within the timeout)."""
