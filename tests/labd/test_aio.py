@@ -88,7 +88,7 @@ async def main():
     client = capnp.TwoPartyClient(client_stream)
     make_cycles(client, 200)
     await trio.to_thread.run_sync(allocate)
-    await trio.sleep(5 * aio.GC_CHECK_S)  # the loop's next look at the collector's counts
+    await trio.sleep(5 * aio.TICK_S)  # the loop's next look at the collector's counts
     loop_thread = threading.get_ident()
     print(len(freed_on), all(thread == loop_thread for thread in freed_on))
 
