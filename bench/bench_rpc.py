@@ -77,22 +77,33 @@ def serve_native(path: str) -> None:
 class _InstantHandle:
     """Stands in for an instrument so the figure is the RPC layer's, not a driver's."""
 
-    async def call(self, method: str, *args: Any) -> Reading:
+    async def call(self, method: str, *args: Any, **_: Any) -> Reading:
         return Reading(1.0, "W", 0.0)
 
 
 def serve_labd_calls(path: str) -> None:
+    """The daemon's own path for a call: its accept loop, framing guard and dispatch."""
+    from labd.rpc.admission import Door, Gate
     from labd.rpc.capability_servers import ReadableServer, Target
+    from labd.rpc.guard import open_stream
+    from labd.rpc.limits import DEFAULT_LIMITS
     from labd.rpc.policy import Policy
 
     async def main() -> None:
         async with trio.open_nursery() as nursery:
             target = Target(_InstantHandle(), Policy(), nursery)  # type: ignore[arg-type]
 
-            async def on_connect(stream: Any) -> None:
-                await capnp.TwoPartyServer(stream, bootstrap=ReadableServer(target)).on_disconnect()
+            async def handle(conn: socket.socket, gate: Gate) -> None:
+                stream, gate.guard = await aio.aio(
+                    open_stream(conn, DEFAULT_LIMITS, lambda _reason: None)
+                )
+                gate.authenticate()  # the figure is of an unlocked connection
+                server = capnp.TwoPartyServer(stream, bootstrap=ReadableServer(target))
+                await aio.aio(server.on_disconnect())
 
-            await aio.aio(capnp.AsyncIoStream.create_unix_server(on_connect, path))
+            listener = sockets.bind_private(Path(path))
+            door = Door("the unix socket", DEFAULT_LIMITS)
+            nursery.start_soon(sockets.serve, listener, door, handle, nursery)
             await trio.sleep_forever()
 
     aio.run(main)

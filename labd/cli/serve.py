@@ -12,9 +12,11 @@ import sys
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
+from labd.cli import arguments
 from labd.cli.connection import REFUSED, USAGE
 from labd.rpc.address import add_rpc_arguments
 from labd.rpc.limits import DEFAULT_LIMITS
+from labd.values import Number
 
 if TYPE_CHECKING:
     from labd.config import LabConfig
@@ -39,7 +41,7 @@ def register(subparsers: Any) -> None:
     add_rpc_arguments(p)
     p.add_argument(
         "--max-connections",
-        type=int,
+        type=arguments.whole(Number(low=1, high=1_000_000, whole=True)),
         default=DEFAULT_LIMITS.max_connections,
         metavar="N",
         help="open connections per listener; one more is refused at once"
@@ -68,8 +70,9 @@ def serve(args: argparse.Namespace) -> int:
 
     try:
         config = read_config(args.config)
-    except ConfigError as e:
-        print(f"labd: {e}", file=sys.stderr)
+    except ConfigError as e:  # every problem of the file, one line each
+        for line in str(e).splitlines():
+            print(f"labd: {line}", file=sys.stderr)
         return USAGE
     for option in ("tls_cert", "tls_key"):
         path = getattr(args, option)
@@ -106,8 +109,8 @@ def limit_options(args: argparse.Namespace, *, tls: bool) -> dict[str, Any]:
             check_listen_address(text, tls=tls, insecure=args.insecure)
         except InsecureListen:
             raise
-        except ValueError:  # not an address at all: the daemon says so when it starts
-            pass
+        except ValueError as e:  # not a HOST:PORT at all
+            raise ValueError(f"--listen {text}: {e}") from None
     limits = dataclasses.replace(DEFAULT_LIMITS, max_connections=args.max_connections)
     return {"limits": limits, "insecure": args.insecure}
 
