@@ -4,6 +4,7 @@ and a stall is seen and logged (labd/aio.py, labd/loopwatch.py)."""
 from __future__ import annotations
 
 import itertools
+import math
 import os
 import re
 import signal
@@ -162,3 +163,36 @@ STALL = re.compile(r"labd\.loop WARNING: daemon stalled ([0-9.]+) s")
 
 def stall_lines(daemon: LabdProcess) -> list[str]:
     return [line for line in daemon.log.read_text().splitlines() if STALL.search(line)]
+
+
+def test_stalled_seconds_holds_a_stall_as_soon_as_the_loop_runs_again(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # What the supervisor asks when a call's deadline passes: how much of that time the
+    # daemon itself stood still. Right after the stall, before the heartbeat's next beat.
+    from labd import loopwatch
+
+    def block_the_loop() -> None:
+        time.sleep(0.5)  # a blocking call on the loop, as a careless driver would make
+
+    async def main() -> tuple[float, float, float]:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(loopwatch.LoopWatch().run)
+            await trio.sleep(0.2)
+            t0 = trio.current_time()
+            block_the_loop()
+            t1 = trio.current_time()
+            just_after = loopwatch.stalled_seconds(t0, t1)
+            await trio.sleep(0.2)
+            later = loopwatch.stalled_seconds(t0, t1)
+            nursery.cancel_scope.cancel()
+        return t1 - t0, just_after, later
+
+    with caplog.at_level("WARNING", logger="labd.loop"):
+        blocked, just_after, later = aio.run(main)
+    # Up to one heartbeat period of the stall can go unseen (labd.loopwatch.HEARTBEAT_S).
+    assert blocked - loopwatch.HEARTBEAT_S - 0.01 < just_after <= blocked, (blocked, just_after)
+    assert later == pytest.approx(just_after, abs=0.01), "the beat after records the same stall"
+    assert loopwatch.stalled_seconds(0, math.inf) == 0.0, "no watch runs any more"
+    (line,) = [r.getMessage() for r in caplog.records if r.name == "labd.loop"]
+    assert line.startswith("loop stalled") and "block_the_loop" in line, line
