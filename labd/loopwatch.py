@@ -20,6 +20,7 @@ daemon's own stall from a call's elapsed time before deciding that a driver is t
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 import sys
@@ -112,7 +113,12 @@ class LoopWatch:
         self._loop_thread = threading.get_ident()
         self._beat, self._cpu = time.perf_counter(), time.process_time()
         stop_beating = aio.on_tick(self._heartbeat)
-        watchdog = threading.Thread(target=self._watchdog, name="labd-loopwatch", daemon=True)
+        watchdog = threading.Thread(
+            target=self._watchdog,
+            args=(asyncio.get_running_loop(),),
+            name="labd-loopwatch",
+            daemon=True,
+        )
         previous, _active = _active, self
         watchdog.start()
         try:
@@ -160,7 +166,19 @@ class LoopWatch:
             total += _overlap(pending_start + self._offset, now + self._offset, t0, t1)
         return total
 
-    def _watchdog(self) -> None:
+    def _take_sample(self, beat: float, loop: asyncio.AbstractEventLoop) -> None:
+        frames = sys._current_frames()
+        try:
+            frame = frames.get(self._loop_thread)
+            if not _waiting(frame):
+                self._sample = (beat, _frames(frame))
+            del frame
+        finally:
+            # The loop may have left these frames meanwhile: freed here, off the loop
+            # thread, a frame would free its locals, pycapnp objects among them.
+            loop.call_soon_threadsafe(frames.clear)
+
+    def _watchdog(self, loop: asyncio.AbstractEventLoop) -> None:
         expected = time.perf_counter() + WATCHDOG_S
         while not self._stop.wait(max(0.0, expected - time.perf_counter())):
             now, beat = time.perf_counter(), self._beat
@@ -168,9 +186,7 @@ class LoopWatch:
             # Woken late itself, the watchdog would only see the loop after the stall.
             on_time = now - expected < STALL_S / 2
             if on_time and overdue > STALL_S / 2 and self._sample[0] != beat:
-                frame = sys._current_frames().get(self._loop_thread)
-                if not _waiting(frame):
-                    self._sample = (beat, _frames(frame))
+                self._take_sample(beat, loop)
             # Next look: when this beat would be overdue, or soon again if it already is.
             expected = now + max(WATCHDOG_S, STALL_S / 2 - overdue)
 
@@ -209,7 +225,8 @@ def _frames(frame: types.FrameType | None) -> str:
     labd frame (the project's code that led there) when it is further out."""
     if frame is None:
         return ""
-    stack = traceback.extract_stack(frame)
+    stack = traceback.StackSummary.extract(traceback.walk_stack(frame), lookup_lines=False)
+    stack.reverse()
     shown = [_where(f) for f in reversed(stack[-FRAMES_SHOWN:])]
     ours = next((f for f in reversed(stack) if _is_ours(f.filename)), None)
     if ours is not None and _where(ours) not in shown:
