@@ -110,11 +110,14 @@ class Daemon:
         """
         config = self.config
         self.rings = RingSet(
-            self.daemon_id, retention_s=config.retention_s, max_bytes=config.ring_memory_bytes
+            self.daemon_id,
+            retention_s=config.retention_s,
+            max_bytes=config.ring_memory_bytes,
+            file_group=config.group,
         )
         try:
             if config.data_dir is not None:
-                self.persister = Persister(config.data_dir, self.run_id)
+                self.persister = Persister(config.data_dir, self.run_id, file_group=config.group)
                 log.info("persisting streams to %s", config.data_dir / self.run_id)
             try:
                 yield

@@ -10,10 +10,12 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pytest
 
 from labd import records
 from labd.client import connect_blocking
@@ -145,20 +147,33 @@ def test_rings_files_crash_restart_and_shutdown(tmp_path: Path) -> None:
         daemon.stop()
 
 
-def test_an_unwritable_data_dir_is_reported_and_acquisition_goes_on(tmp_path: Path) -> None:
-    (tmp_path / "in-the-way").write_text("a file where the data directory should be")
-    daemon = start_labd(tmp_path, config=LAB.format(data_dir=tmp_path / "in-the-way" / "data"))
+@pytest.fixture
+def tiny_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 256 KiB tmpfs: a real disk that fills up within a second of camera frames."""
+    disk = tmp_path / "tiny-disk"
+    disk.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(disk)], capture_output=True
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here (needs root): {mounted.stderr.decode().strip()}")
     try:
-        deadline = time.monotonic() + 10
-        while not all(
-            p.error for p in data_info(daemon).persisted if p.stream != "scripts/results"
-        ):
+        yield disk
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], check=False)
+
+
+def test_a_full_disk_is_reported_and_acquisition_goes_on(tmp_path: Path, tiny_disk: Path) -> None:
+    daemon = start_labd(tmp_path, config=LAB.format(data_dir=tiny_disk / "data"))
+    try:
+        deadline = time.monotonic() + 15
+        while not any(p.error for p in data_info(daemon).persisted):
             assert time.monotonic() < deadline, "the disk error is not reported"
             time.sleep(0.1)
         info = data_info(daemon)
-        meter = next(p for p in info.persisted if p.stream == "meter/reading")
-        assert meter.error is not None and "cannot persist" in meter.error
-        assert "Not a directory" in meter.error and meter.lost > 0
+        failed = next(p for p in info.persisted if p.error)
+        assert failed.error is not None and "cannot persist" in failed.error
+        assert "No space left on device" in failed.error
 
         # The daemon goes on acquiring; the ring keeps the data.
         with attach("meter/reading", daemon=info.daemon_id) as ring:
@@ -174,7 +189,7 @@ def test_an_unwritable_data_dir_is_reported_and_acquisition_goes_on(tmp_path: Pa
             capture_output=True, text=True, timeout=30, cwd=REPO,
         )  # fmt: skip
         assert out.returncode == 1, out.stderr
-        assert "meter/reading: cannot persist" in out.stdout
+        assert f"{failed.stream}: cannot persist" in out.stdout
         assert "cannot persist" in daemon.log.read_text()
     finally:
         daemon.stop()
