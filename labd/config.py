@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import difflib
 import grp
+import logging
 import os
 import re
 import tomllib
@@ -37,7 +38,14 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from drivers.registry import DRIVERS, UnknownDriver, driver_class, parameter_names
+from drivers.registry import (
+    BrokenDriver,
+    UnknownDriver,
+    builtin_name,
+    driver_class,
+    driver_names,
+    parameter_names,
+)
 from labd.errors import ConfigError
 from labd.values import (
     DAY_S,
@@ -49,6 +57,8 @@ from labd.values import (
     duration,
     rate,
 )
+
+log = logging.getLogger(__name__)
 
 #: The fastest a reading poller may run. Each poll is a supervised driver call (docs/config.md);
 #: at 1e9 Hz the loop never sleeps and one instrument takes a whole core.
@@ -432,29 +442,26 @@ class _Checker:
             got = (
                 "missing 'driver'" if driver is None else f"driver must be a string, got {driver!r}"
             )
-            self.problem(key, f'{got}; add driver = "..." (one of: {", ".join(sorted(DRIVERS))})')
+            self.problem(
+                key,
+                f'{got}; add driver = "..." (one of: {", ".join(driver_names())},'
+                ' or "module:Class")',
+            )
             return None
         try:
-            cls = driver_class(driver)
-        except UnknownDriver:
-            self.problem(
-                f"{key}.driver",
-                f"unknown driver {driver!r}{_did_you_mean(driver, DRIVERS)};"
-                f" known drivers: {', '.join(sorted(DRIVERS))}",
-            )
+            cls = driver_class(driver)  # imports its module: a missing one is found now
+        except (UnknownDriver, BrokenDriver) as e:
+            self.problem(f"{key}.driver", str(e))
             return None
-        except ImportError as e:
-            self.problem(
-                f"{key}.driver",
-                f"driver {driver!r} cannot be imported: {e}; install its dependencies",
-            )
-            return None
+        # The tables keyed by driver name (units, references) apply to a built-in driver
+        # however it is named, "sim.stage" or "drivers.sim.stage:SimStage".
+        kind = builtin_name(cls) or driver
         accepted = parameter_names(cls)
         if "name" in accepted:
-            self.world_names.setdefault(driver, set()).add(str(table.get("name", name)))
+            self.world_names.setdefault(kind, set()).add(str(table.get("name", name)))
         numbers = self.numbers(key, table, INSTRUMENT_NUMBERS)
-        params = self.parameters(key, driver, cls, table)
-        self.note_references(key, driver, cls, params)
+        params = self.parameters(key, kind, cls, table)
+        self.note_references(key, kind, cls, params)
         if len(self.problems) > problems_before:
             return None
         spec = InstrumentSpec(name=name, driver=driver, params=params, **numbers)
@@ -473,7 +480,7 @@ class _Checker:
     ) -> dict[str, Any]:
         """The driver parameters of ``table``, checked against the driver's signature."""
         accepted = parameter_names(cls)
-        hints = typing.get_type_hints(cls.__init__)
+        hints = _constructor_hints(driver, cls)
         params: dict[str, Any] = {}
         for k, value in table.items():
             if k in DAEMON_KEYS:
@@ -522,6 +529,27 @@ class _Checker:
             self.problem(
                 key, f"{said} names no {kinds} instrument{_did_you_mean(target, known)}{there}"
             )
+
+
+def _constructor_hints(driver: str, cls: type[Any]) -> dict[str, Any]:
+    """The type hints of a driver's constructor, which type its parameters.
+
+    Hints that cannot be evaluated (a name imported only for type checkers, say) are a
+    flaw of the driver, not of the config: its parameters then reach it unchecked, and
+    the driver's own validation at construction still runs.
+    """
+    try:
+        return typing.get_type_hints(cls.__init__)
+    except Exception as e:
+        log.warning(
+            "driver %s: the type hints of %s.__init__ cannot be evaluated (%s: %s), so its"
+            " parameters are passed to it without type checks",
+            driver,
+            cls.__qualname__,
+            type(e).__name__,
+            e,
+        )
+        return {}
 
 
 def parameter_unit(driver: str, parameter: str) -> str | None:
