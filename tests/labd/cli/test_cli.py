@@ -17,7 +17,7 @@ from labd.errors import ConfigError
 
 def test_every_subcommand_is_registered() -> None:
     help_text = build_parser().format_help()
-    for command in ("serve", "demo", "ls", "move", "read", "snap", "gui", "run", "data"):
+    for command in ("serve", "demo", "ls", "move", "read", "snap", "gui", "run", "data", "drivers"):
         assert command in help_text
 
 
