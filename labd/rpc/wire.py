@@ -353,12 +353,21 @@ def _type_check(type_proto: Any, field: Any) -> Check | None:
         inner = None
     else:
         return None  # a list of scalars is checked whole when its pointer is read
-    return _list_check(inner)
+    return _list_check(inner, structs=element_kind == "struct")
 
 
-def _list_check(inner: Check | None) -> Check:
+AMPLIFIED_LIST_ELEMENTS = 1024
+"""More structs of no size than this in a list parameter are refused: such a list costs
+its sender one word whatever length it announces (the traversal limit lets 2**28 of them
+through), and reading each element costs the daemon's loop microseconds."""
+
+
+def _list_check(inner: Check | None, *, structs: bool) -> Check:
     def check(values: Any) -> None:
-        for index in range(len(values)):
+        count = len(values)
+        if structs and count > AMPLIFIED_LIST_ELEMENTS and values[0].total_size.word_count == 0:
+            raise _Malformed("", f"a list of {count} structs of no size")
+        for index in range(count):
             try:
                 value = values[index]  # reading an element decodes it
                 if inner is not None:

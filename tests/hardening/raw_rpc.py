@@ -47,7 +47,10 @@ _LEAKS = (
     ("a Python traceback", re.compile(r"Traceback|File \"|line \d+, in ")),
     ("a native stack", re.compile(r"stack:")),
     ("an address", re.compile(r"\b0x[0-9a-fA-F]{8,}\b|\b(?=[0-9]*[a-f])[0-9a-f]{12}\b")),
-    ("a source path", re.compile(re.escape(str(REPO)) + r"|site-packages|\.py\b|\.c\+\+")),
+    (
+        "a source path",
+        re.compile(re.escape(str(REPO)) + r"|site-packages|\.pyx?\b[\":]|\.c\+\+:\d"),
+    ),
 )
 
 
@@ -92,6 +95,13 @@ class Struct(Value):
 @dataclass(frozen=True)
 class StructList(Value):
     elements: tuple[Struct, ...]
+
+
+@dataclass(frozen=True)
+class EmptyStructs(Value):
+    """A list of ``count`` structs of no size: one tag word on the wire, whatever ``count``."""
+
+    count: int
 
 
 @dataclass(frozen=True)
@@ -241,6 +251,10 @@ def _content(value: Value, msg: Segments, seg: int) -> tuple[int, int]:
             for i, child in enumerate(element.pointers):
                 encode(child, msg, seg, base + data_words + i)
         return 1 | 7 << 32 | (size * len(value.elements)) << 35, tag
+    if isinstance(value, EmptyStructs):
+        tag = msg.alloc(seg, 1)
+        msg.words[seg][tag] = (value.count & 0x3FFFFFFF) << 2
+        return 1 | 7 << 32, tag
     if isinstance(value, PointerList):
         start = msg.alloc(seg, len(value.items))
         for i, child in enumerate(value.items):

@@ -36,6 +36,7 @@ from tests.hardening.raw_rpc import (
     Blob,
     Cap,
     CapDescriptor,
+    EmptyStructs,
     Far,
     Null,
     PeerGone,
@@ -105,6 +106,7 @@ leaves = st.one_of(
     st.builds(Blob, st.binary(max_size=32)),
     st.builds(Cap, st.integers(0, 4) | st.integers(0, 2**32 - 1)),
     evil_words,
+    st.builds(EmptyStructs, st.integers(0, 2000) | st.just(2**27)),
     st.builds(
         PrimitiveList,
         st.integers(0, 5),

@@ -21,7 +21,9 @@ from tests.hardening.raw_rpc import (
     LABD,
     Blob,
     Cap,
+    EmptyStructs,
     Far,
+    Null,
     PointerList,
     RawPeer,
     RawWord,
@@ -34,6 +36,7 @@ from tests.hardening.raw_rpc import (
     envelope,
     error_reason,
     leaks,
+    nested,
 )
 
 
@@ -139,6 +142,34 @@ def test_malformed_struct_parameter_names_the_field(daemon: LabdProcess) -> None
             "invalid-request",
             "share: parameter restriction is not valid Restriction",
         )
+
+
+def test_amplified_list_is_refused_before_it_is_read(daemon: LabdProcess) -> None:
+    """2**27 structs of no size: 8 bytes on the wire, within the traversal limit, and
+    minutes of the daemon's loop if each element were read."""
+    with RawPeer(daemon.socket) as peer:
+        lab = peer.unlock(daemon.token)
+        engine = Target(question=peer.call(lab, "Lab", "scripts", Struct()), transform=(0,))
+        words = LABD.RunRequest.schema.node.struct.dataWordCount
+        request = Struct(b"\0" * 8 * words, (Text(b"x"), EmptyStructs(2**27), Null()))
+        question = peer.call(engine, "ScriptEngine", "run", Struct(pointers=(request,)))
+        assert typed_error(peer.wait_return(question)) == (
+            "invalid-request",
+            "run: parameter request is not valid RunRequest"
+            " (a list of 134217728 structs of no size, in request.args)",
+        )
+
+
+def test_nesting_beyond_the_schema_is_never_read(daemon: LabdProcess) -> None:
+    """No type of labd.capnp is recursive: a parameter nested 200 deep is read as deep as
+    its type goes (Restriction, then Range) and the rest is ignored, not followed."""
+    with RawPeer(daemon.socket) as peer:
+        lab = peer.unlock(daemon.token)
+        question = peer.call(lab, "Lab", "instrument", Struct(pointers=(Text(b"stage"),)))
+        stage = Target(question=question, transform=(0,))
+        question = peer.call(stage, "Instrument", "restrict", Struct(pointers=(nested(200),)))
+        reply = peer.wait_return(question)
+        assert reply is not None and reply.message.which() == "results", reply
 
 
 def test_invalid_text_after_unlock(daemon: LabdProcess) -> None:
