@@ -306,6 +306,27 @@ class Call:
     import_id: int = 0
 
 
+TOKEN_METHODS = {("Bootstrap", "unlock"), ("Bootstrap", "redeem")}
+"""Their wrong tokens cost up to 10 s each after the first ten a minute (docs/security.md),
+so the fuzzer sends them rarely and malformed tokens (refused before the check) often."""
+INVALID_UTF8 = [b"\xff", b"\xfe", b"\xc0\xaf", b"\xed\xa0\x80", b"\xf8\x88\x80\x80\x80"]
+malformed_tokens: st.SearchStrategy[Value] = st.one_of(
+    st.builds(
+        Text,
+        st.tuples(st.binary(max_size=8), st.sampled_from(INVALID_UTF8), st.binary(max_size=8)).map(
+            b"".join
+        ),
+        st.booleans(),
+    ),
+    st.builds(Text, st.binary(min_size=1, max_size=16), st.just(False)),
+    st.builds(Blob, st.binary(min_size=1, max_size=16)),
+    any_value.filter(lambda v: not isinstance(v, Text | Null | Far)),
+)
+token_params = st.one_of(
+    *[st.builds(lambda token: Struct(pointers=(token,)), malformed_tokens)] * 19,
+    st.builds(lambda token: Struct(pointers=(token,)), st.builds(Text, text_bytes)),
+)
+
 CAPABILITY_FIELDS = list(LABD.Capabilities.schema.fieldnames)
 REACHED = {
     "bootstrap": "Bootstrap", "lab": "Lab", "instrument": "Instrument",
@@ -331,7 +352,9 @@ def calls(draw: st.DrawFn, reaches: list[str]) -> Call:
         interface_id = schema.node.id
         names = list(schema.methods)
         method_id = draw(st.integers(0, len(names) - 1) | st.integers(len(names), len(names) + 2))
-        if method_id < len(names):
+        if (interface, names[method_id % len(names)]) in TOKEN_METHODS:
+            params = draw(token_params)
+        elif method_id < len(names):
             params = draw(like(schema.methods[names[method_id]].param_type) | any_value)
         else:
             params = draw(any_value)
@@ -366,9 +389,8 @@ def reach(peer: RawPeer, call: Call, lab: Target | None) -> tuple[Target, dict[i
     if call.reach == "question":
         return Target(question=call.import_id, transform=(0,)), asked
     if call.reach == "lab" and lab is None:  # pipelined on an unlock that fails
-        return ask(
-            peer.bootstrap(), "Bootstrap", "unlock", Struct(pointers=(Text(b"guess"),))
-        ), asked
+        token = Struct(pointers=(Text(b"\xff"),))  # refused at once: no wrong-token delay
+        return ask(peer.bootstrap(), "Bootstrap", "unlock", token), asked
     if call.reach == "bootstrap" or lab is None:
         return peer.bootstrap(), asked
     if call.reach == "lab":
