@@ -39,7 +39,9 @@ import trio  # noqa: E402
 
 from capabilities import Frame, Reading, Roi  # noqa: E402
 from labd import aio, records  # noqa: E402
-from labd.rpc import schema, sockets  # noqa: E402
+from labd.contract import schema  # noqa: E402
+from labd.contract.sockets import tune  # noqa: E402
+from labd.rpc import sockets  # noqa: E402
 
 SEQUENTIAL_CALLS = 3000
 IN_FLIGHT = 100
@@ -164,7 +166,7 @@ def serve_raw_frames(path: str, family: int = socket.AF_UNIX) -> None:
         if family != socket.AF_UNIX:
             publish_port(path, listener.getsockname()[1])
         conn, _ = listener.accept()
-        sockets.tune(conn)  # the same socket buffers as labd's connections
+        tune(conn)  # the same socket buffers as labd's connections
         header = len(payload).to_bytes(8, "little")
         try:
             while True:
@@ -340,7 +342,7 @@ def frames_labd(
 def frames_raw(path: str | tuple[str, int]) -> float:
     """Frames/s through a bare socket: ``recv_into`` one reused buffer, nothing decoded."""
     with socket.socket(socket.AF_UNIX if isinstance(path, str) else socket.AF_INET) as s:
-        sockets.tune(s)
+        tune(s)
         s.connect(path)
         header = bytearray(8)
         buf = bytearray(FRAME_SHAPE[0] * FRAME_SHAPE[1] * 2 + 65536)
@@ -425,7 +427,7 @@ def measure_frames(folder: Path) -> None:
 
 
 def measure_tcp_frames(folder: Path) -> None:
-    from labd.rpc.address import read_token, token_path_for
+    from labd.contract.address import read_token, token_path_for
 
     fps: dict[str, list[float]] = {"raw": [], "bulk": [], "inline": []}
     for _ in range(FRAME_ROUNDS):

@@ -27,7 +27,7 @@ from gui.model import Connection, InstrumentInfo, LabModel
 from labd.aio import run as run_with_capnp
 from labd.client import ConnectionLost, Lab, NoDaemon, connect
 from labd.client import InstrumentInfo as WireInfo
-from labd.rpc.address import parse_address
+from labd.contract.address import parse_address
 
 log = logging.getLogger("labd.gui")
 

@@ -23,8 +23,6 @@ from typing import Any
 
 from capabilities import HasMoveTarget, InvalidRequest, Movable, VoltageSource
 
-RANGED_QUANTITIES = ("position", "voltage", "current")
-
 #: method -> the quantity its argument sets (absolutely).
 ABSOLUTE = {"move_abs": "position", "set_voltage": "voltage", "set_current_limit": "current"}
 #: method -> (the quantity its argument changes by, the absolute method that does the same).

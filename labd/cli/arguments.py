@@ -39,7 +39,7 @@ def whole(spec: Number) -> Callable[[str], int]:
 
 def address(text: str) -> str:
     """A daemon address (``--connect``): a socket path, HOST:PORT, tcp:// or tls://."""
-    from labd.rpc.address import parse_address
+    from labd.contract.address import parse_address
 
     try:
         parse_address(text)

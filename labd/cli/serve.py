@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from labd.cli import arguments
 from labd.cli.connection import REFUSED, USAGE
-from labd.rpc.address import add_rpc_arguments
+from labd.contract.address import add_rpc_arguments
 from labd.rpc.limits import DEFAULT_LIMITS
 from labd.values import Number
 
@@ -64,9 +64,9 @@ def read_config(path: str | None) -> LabConfig:
 
 def serve(args: argparse.Namespace) -> int:
     from labd import aio
+    from labd.contract.address import rpc_options
     from labd.daemon import Daemon
     from labd.errors import ConfigError
-    from labd.rpc.address import rpc_options
 
     try:
         config = read_config(args.config)

@@ -20,13 +20,13 @@ from labd.client.lab import (
     InstrumentInfo,
     Lab,
     Message,
-    Restriction,
     ShareInfo,
     StateChange,
     StreamInfo,
     connect,
     redeem,
 )
+from labd.contract.restriction import Restriction
 
 __all__ = [
     "BlockingLab",

@@ -20,8 +20,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pyarrow as pa
 
-from labd.rpc.bulk import CONNECT_TIMEOUT_S, HEADER, receive_exactly, receive_into, shut_down
-from labd.rpc.sockets import tune
+from labd.contract.bulk import CONNECT_TIMEOUT_S, HEADER, receive_exactly, receive_into, shut_down
+from labd.contract.sockets import tune
 
 
 class BulkUnavailable(Exception):

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import capnp
 
-from labd.rpc import wire
-from labd.rpc.guard import CLOSED_MARKER
+from labd.contract.errors import CLOSED_MARKER, error_from_code, parse_error
 
 
 class NoDaemon(ConnectionError):
@@ -27,9 +26,9 @@ def translate(exc: BaseException, address: str) -> BaseException:
     if not isinstance(exc, capnp.KjException):
         return exc
     text = exc.description if exc.wrapper is not None else str(exc)
-    parsed = wire.parse_error(text)
+    parsed = parse_error(text)
     if parsed is not None:
-        return wire.error_from_code(*parsed)
+        return error_from_code(*parsed)
     if exc.type == "DISCONNECTED":
         return connection_lost(address, text)
     return RuntimeError(f"labd RPC failed: {text.strip().splitlines()[0] if text else exc}")

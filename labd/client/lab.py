@@ -7,20 +7,20 @@ blocking facade, :mod:`labd.client.blocking`, which wraps exactly these objects.
 from __future__ import annotations
 
 import contextlib
-import math
 import os
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar, cast
+from typing import Any, NamedTuple, TypeVar, cast
 
 import pyarrow as pa
 import trio
 
 from capabilities import Frame, Reading
 from labd import records
-from labd.aio import aio, to_trio
+from labd.aio import to_trio
 from labd.client.bulk import BulkReader, BulkUnavailable
+from labd.client.feed import _deliver, _Feed
 from labd.client.link import Link, open_link
 from labd.client.remote import REMOTES
 from labd.client.replay import (
@@ -31,16 +31,14 @@ from labd.client.replay import (
     data_info_from_wire,
     replay_table,
 )
+from labd.client.scripts import Scripts
+from labd.contract import schema
+from labd.contract.address import default_socket_path, parse_address, read_token, token_path_for
+from labd.contract.bulk import BULK_UNAVAILABLE
+from labd.contract.errors import WireError
+from labd.contract.lanes import LANE_UNAVAILABLE, LaneReader
+from labd.contract.restriction import Restriction
 from labd.errors import CapabilityMissing
-from labd.rpc import schema
-from labd.rpc.address import default_socket_path, parse_address, read_token, token_path_for
-from labd.rpc.bulk import BULK_UNAVAILABLE
-from labd.rpc.lanes import LANE_UNAVAILABLE, LaneReader
-from labd.rpc.policy import RANGED_QUANTITIES
-from labd.rpc.wire import WireError
-
-if TYPE_CHECKING:
-    from labd.client.scripts import Scripts
 
 T = TypeVar("T")
 _s: Any = schema.load()
@@ -86,32 +84,6 @@ class ShareInfo:
     revoked: bool
 
 
-@dataclass(frozen=True)
-class Restriction:
-    """What a derived capability may still do (see ``labd.rpc.policy``)."""
-
-    read_only: bool = False
-    expires_in: float | None = None
-    ranges: dict[str, tuple[float, float]] = field(default_factory=dict)
-    """Allowed set-point ranges: ``position`` (Movable), ``voltage``/``current`` (VoltageSource)."""
-
-    def to_wire(self) -> Any:
-        if self.expires_in is not None and not 0 < self.expires_in < math.inf:
-            raise ValueError(
-                f"expires_in must be a positive number of seconds, or None for never;"
-                f" got {self.expires_in!r}"
-            )
-        message = _s.Restriction.new_message(
-            readOnly=self.read_only, expiresIn=self.expires_in or 0.0
-        )
-        for quantity, (low, high) in self.ranges.items():
-            if quantity not in RANGED_QUANTITIES:
-                raise ValueError(f"cannot restrict {quantity!r}; known: {RANGED_QUANTITIES}")
-            part = message.init(quantity)
-            part.low, part.high = low, high
-        return message
-
-
 class Message(NamedTuple):
     """One pushed batch: the stream's sequence number (gaps = skipped batches) and the data."""
 
@@ -155,13 +127,6 @@ class _Sink(_s.BatchSink.Server):  # type: ignore[misc]
         await to_trio(self._nursery, _deliver, self._send, (seq, batch))
 
 
-async def _deliver(send: trio.MemorySendChannel[Any], item: Any) -> None:
-    """Hand ``item`` to the consumer; a consumer that has left makes it a no-op (its
-    subscription is being cancelled, so the daemon stops pushing anyway)."""
-    with contextlib.suppress(trio.ClosedResourceError, trio.BrokenResourceError):
-        await send.send(item)
-
-
 class _Watcher(_s.StateWatcher.Server):  # type: ignore[misc]
     def __init__(self, nursery: trio.Nursery, send: trio.MemorySendChannel[Any]) -> None:
         self._nursery = nursery
@@ -170,57 +135,6 @@ class _Watcher(_s.StateWatcher.Server):  # type: ignore[misc]
     async def changed(self, change: Any, **_: Any) -> None:
         item = StateChange(change.instrument, str(change.state), change.reason, change.timestamp)
         await to_trio(self._nursery, _deliver, self._send, item)
-
-
-class _Feed:
-    """What subscriptions and state watches share: a channel fed by a client-side server,
-    a remote Subscription to cancel, and the connection's loss turned into an error."""
-
-    def __init__(
-        self, link: Link, open_remote: Callable[[Any], Any], server: Callable[..., Any]
-    ) -> None:
-        self._link = link
-        self._open_remote = open_remote
-        self._server = server
-        self._subscription: Any = None
-        self._endpoint: Any = None
-        """The client-side server the daemon calls (a ``_Sink`` or ``_Watcher``)."""
-        # No buffer: a push returns only when the consumer takes it, so a slow consumer
-        # holds at most ``window`` batches older than the newest (latest-wins end to end).
-        self._send, self._receive = trio.open_memory_channel[Any](0)
-        self._unregister: Callable[[], None] | None = None
-
-    async def __aenter__(self) -> _Feed:
-        server = self._endpoint = self._server(self._link.nursery, self._send)
-        result = await self._link.call(lambda: self._open_remote(server))
-        self._subscription = result.subscription
-        self._unregister = self._link.on_lost(self._send.close)
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        if self._unregister is not None:
-            self._unregister()
-        self._send.close()
-        self._receive.close()
-        if self._link.lost is None and self._subscription is not None:
-            with trio.move_on_after(2) as scope:
-                scope.shield = True
-                with contextlib.suppress(Exception):
-                    await aio(self._subscription.cancel())
-        self._subscription = None
-
-    async def _next(self) -> Any:
-        try:
-            return await self._receive.receive()
-        except (trio.EndOfChannel, trio.ClosedResourceError):
-            if self._link.lost is not None:
-                raise self._link.lost from None
-            raise StopAsyncIteration from None
-
-    async def stats(self) -> tuple[int, int]:
-        """(sent, skipped) as the daemon counts them for this subscription."""
-        result = await self._link.call(self._subscription.stats)
-        return int(result.sent), int(result.skipped)
 
 
 class Subscription(_Feed):
@@ -400,8 +314,6 @@ class Lab:
 
     async def scripts(self) -> Scripts:
         """The daemon's script engine: upload and run WebAssembly experiment scripts."""
-        from labd.client.scripts import Scripts  # it builds on this module
-
         result = await self._link.call(self._cap.scripts)
         return Scripts(self._link, result.engine)
 

@@ -12,9 +12,9 @@ import trio
 
 from labd.aio import aio
 from labd.client.errors import ConnectionLost, NoDaemon, connection_lost, no_daemon, translate
-from labd.rpc import schema, sockets
-from labd.rpc.address import Address, client_tls_context, parse_address
-from labd.rpc.server import TRAVERSAL_LIMIT_WORDS
+from labd.contract import schema, sockets
+from labd.contract.address import Address, client_tls_context, parse_address
+from labd.contract.limits import TRAVERSAL_LIMIT_WORDS
 
 _s: Any = schema.load()
 

@@ -13,7 +13,7 @@ from typing import Any
 from capabilities import CoolerState, Frame, FrameFormat, Limits, Reading, Roi, SupplyReadback
 from labd import records
 from labd.client.link import Link
-from labd.rpc import wire
+from labd.contract import convert
 
 
 class _Remote:
@@ -33,14 +33,14 @@ class RemoteMovable(_Remote):
         await self._call(lambda: self._cap.moveRel(delta))
 
     async def position(self) -> Reading:
-        return wire.reading_from((await self._call(self._cap.position)).reading)
+        return convert.reading_from((await self._call(self._cap.position)).reading)
 
     async def wait_settled(self, timeout: float | None = None) -> Reading:
         result = await self._call(lambda: self._cap.waitSettled(timeout or 0.0))
-        return wire.reading_from(result.reading)
+        return convert.reading_from(result.reading)
 
     async def limits(self) -> Limits:
-        return wire.limits_from((await self._call(self._cap.limits)).limits)
+        return convert.limits_from((await self._call(self._cap.limits)).limits)
 
 
 class RemoteStoppable(_Remote):
@@ -50,7 +50,7 @@ class RemoteStoppable(_Remote):
 
 class RemoteReadable(_Remote):
     async def read(self) -> Reading:
-        return wire.reading_from((await self._call(self._cap.read)).reading)
+        return convert.reading_from((await self._call(self._cap.read)).reading)
 
 
 class RemoteTriggerable(_Remote):
@@ -67,7 +67,7 @@ class RemoteFrameProducer(_Remote):
         return records.frame_from_batch(records.batch_from_ipc(result.frame))
 
     async def frame_format(self) -> FrameFormat:
-        return wire.frame_format_from((await self._call(self._cap.frameFormat)).format)
+        return convert.frame_format_from((await self._call(self._cap.frameFormat)).format)
 
 
 class RemoteExposureControl(_Remote):
@@ -81,7 +81,7 @@ class RemoteExposureControl(_Remote):
 
 class RemoteRoiSelectable(_Remote):
     async def roi(self) -> Roi:
-        return wire.roi_from((await self._call(self._cap.roi)).roi)
+        return convert.roi_from((await self._call(self._cap.roi)).roi)
 
     async def set_roi(self, roi: Roi) -> None:
         wire_roi = {"x": roi.x, "y": roi.y, "width": roi.width, "height": roi.height}
@@ -101,15 +101,15 @@ class RemoteCooled(_Remote):
         await self._call(lambda: self._cap.setCoolingTarget(celsius))
 
     async def sensor_temperature(self) -> Reading:
-        return wire.reading_from((await self._call(self._cap.sensorTemperature)).reading)
+        return convert.reading_from((await self._call(self._cap.sensorTemperature)).reading)
 
     async def cooler_state(self) -> CoolerState:
-        return wire.cooler_state_from((await self._call(self._cap.coolerState)).state)
+        return convert.cooler_state_from((await self._call(self._cap.coolerState)).state)
 
 
 class RemoteTemperatureSensor(_Remote):
     async def temperature(self) -> Reading:
-        return wire.reading_from((await self._call(self._cap.temperature)).reading)
+        return convert.reading_from((await self._call(self._cap.temperature)).reading)
 
 
 class RemoteVoltageSource(_Remote):
@@ -128,7 +128,7 @@ class RemoteVoltageSource(_Remote):
         return amps
 
     async def readback(self) -> SupplyReadback:
-        return wire.readback_from((await self._call(self._cap.readback)).readback)
+        return convert.readback_from((await self._call(self._cap.readback)).readback)
 
 
 class RemoteSwitchable(_Remote):

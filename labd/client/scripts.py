@@ -30,10 +30,10 @@ from typing import Any
 import trio
 
 from labd.aio import to_trio
-from labd.client.blocking import BlockingSubscription, _Handle
-from labd.client.lab import _Feed
+from labd.client.feed import _Feed
 from labd.client.link import Link
-from labd.rpc import schema
+from labd.client.portal import BlockingSubscription, _Handle
+from labd.contract import schema
 
 _s: Any = schema.load()
 

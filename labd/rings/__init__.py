@@ -17,17 +17,52 @@ Analysis side, in any process on the machine::
                 print(b.frame().data.mean())
 """
 
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from labd.rings.errors import BatchTooLarge, RingError, RingLapped, RingNotFound, RingSizeError
-from labd.rings.persister import Persister, PersistStatus, persisted_files
 from labd.rings.reader import BatchMissing, RingBatch, RingReader, attach, default_root, list_rings
-from labd.rings.replay import RawBatch, replay, replay_raw
-from labd.rings.ringset import RingSet, clean_stale_rings
 from labd.rings.stream_files import (
     read_stream_file,
     read_stream_file_messages,
     tail_stream_file,
 )
-from labd.rings.writer import RingWriter
+
+if TYPE_CHECKING:
+    from labd.rings.persister import Persister, PersistStatus, persisted_files
+    from labd.rings.replay import RawBatch, replay, replay_raw
+    from labd.rings.ringset import RingSet, clean_stale_rings
+    from labd.rings.writer import RingWriter
+
+_DAEMON_SIDE = {
+    "Persister": "persister",
+    "PersistStatus": "persister",
+    "persisted_files": "persister",
+    "RawBatch": "replay",
+    "replay": "replay",
+    "replay_raw": "replay",
+    "RingSet": "ringset",
+    "clean_stale_rings": "ringset",
+    "RingWriter": "writer",
+}
+"""Names imported on first use: a reader (a client, the GUI, a notebook) that only
+attaches to rings never loads the writing and persisting side (docs/architecture.md)."""
+
+
+def __getattr__(name: str) -> Any:
+    module = _DAEMON_SIDE.get(name)
+    if module is None:
+        raise AttributeError(f"module 'labd.rings' has no attribute {name!r}")
+    loaded = importlib.import_module(f"labd.rings.{module}")
+    # Bind every name of that module here: importing ``labd.rings.replay`` just made
+    # ``labd.rings.replay`` the module, and the function of that name must win.
+    for other, where in _DAEMON_SIDE.items():
+        if where == module:
+            globals()[other] = getattr(loaded, other)
+    return globals()[name]
+
 
 __all__ = [
     "BatchMissing",

@@ -28,7 +28,6 @@ import math
 import secrets
 import socket
 import ssl
-import struct
 import time
 from typing import Any
 
@@ -36,22 +35,21 @@ import outcome
 import pyarrow as pa
 import trio
 
+from labd.contract.bulk import (
+    CONNECT_TIMEOUT_S,
+    HEADER,
+    TOKEN_BYTES,
+    shut_down,
+)
+from labd.contract.sockets import tune
 from labd.rpc.admission import Door, Gate
 from labd.rpc.limits import DEFAULT_LIMITS, Limits, ThrottledLog
-from labd.rpc.sockets import bind_tcp, serve, tune
+from labd.rpc.sockets import bind_tcp, serve
 
 log = logging.getLogger("labd.rpc")
 
-TOKEN_BYTES = 32
-CONNECT_TIMEOUT_S = 1.0
-"""A client gets this long to connect and present its token; then the offer lapses."""
 MIN_BULK_BATCH_BYTES = 256 * 1024
 """Smaller batches (readings) go inline: for them the message copies cost microseconds."""
-HEADER = struct.Struct("<QQ")
-"""Before each batch on the bulk socket: its ``seq`` and byte length (the client checks
-both against the push, so a desynchronised stream fails instead of mixing frames up)."""
-BULK_UNAVAILABLE = "bulk-unavailable"
-"""The error code a client answers a push with when it cannot read the bulk socket."""
 
 
 class BulkListener:
@@ -303,14 +301,6 @@ class _SocketSink:
         self.closed = True
 
 
-def shut_down(sock: socket.socket) -> None:
-    """Close ``sock``; a worker thread blocked on it wakes up with an error (a bare
-    ``close`` would leave it blocked)."""
-    with contextlib.suppress(OSError):
-        sock.shutdown(socket.SHUT_RDWR)
-    sock.close()
-
-
 def _shut_down_fd(fd: int) -> None:
     """Shut down the socket behind ``fd`` without closing ``fd`` (its owner closes it)."""
     with contextlib.suppress(OSError):
@@ -319,20 +309,3 @@ def _shut_down_fd(fd: int) -> None:
             sock.shutdown(socket.SHUT_RDWR)
         finally:
             sock.detach()
-
-
-def receive_exactly(sock: socket.socket, size: int) -> bytearray:
-    """In a worker thread: ``size`` bytes from ``sock`` into one new buffer."""
-    data = bytearray(size)
-    receive_into(sock, memoryview(data))
-    return data
-
-
-def receive_into(sock: socket.socket, view: memoryview) -> None:
-    """In a worker thread: fill ``view`` from ``sock``."""
-    done = 0
-    while done < view.nbytes:
-        n = sock.recv_into(view[done:])
-        if not n:
-            raise ConnectionResetError("the peer closed the connection")
-        done += n

@@ -23,7 +23,8 @@ import trio
 from capabilities import Frame
 from labd import records
 from labd.aio import to_trio
-from labd.rpc import schema, wire
+from labd.contract import convert, schema
+from labd.contract.errors import to_wire_error
 from labd.rpc.ipc import ipc_buffer
 from labd.rpc.policy import Policy
 from labd.supervisor import InstrumentHandle
@@ -46,7 +47,7 @@ class Target:
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            raise wire.to_wire_error(exc) from None
+            raise to_wire_error(exc) from None
 
     async def call(self, method: str, *args: Any, mutates: bool = False) -> Any:
         """``handle.call(method, *args)`` if the policy allows it, now and as it runs."""
@@ -72,11 +73,11 @@ class MovableServer(_s.Movable.Server):  # type: ignore[misc]
         await self._t.call("move_rel", delta, mutates=True)
 
     async def position(self, _context: Any, **_: Any) -> None:
-        wire.reading_to(_context.results.reading, await self._t.call("position"))
+        convert.reading_to(_context.results.reading, await self._t.call("position"))
 
     async def waitSettled(self, timeout: float, _context: Any, **_: Any) -> None:
         reading = await self._t.call("wait_settled", timeout if timeout > 0 else None)
-        wire.reading_to(_context.results.reading, reading)
+        convert.reading_to(_context.results.reading, reading)
 
     async def limits(self, _context: Any, **_: Any) -> None:
         limits = await self._t.call("limits")
@@ -85,7 +86,7 @@ class MovableServer(_s.Movable.Server):  # type: ignore[misc]
             limits = type(limits)(
                 max(limits.low, bounds[0]), min(limits.high, bounds[1]), limits.unit
             )
-        wire.limits_to(_context.results.limits, limits)
+        convert.limits_to(_context.results.limits, limits)
 
 
 class StoppableServer(_s.Stoppable.Server):  # type: ignore[misc]
@@ -101,7 +102,7 @@ class ReadableServer(_s.Readable.Server):  # type: ignore[misc]
         self._t = target
 
     async def read(self, _context: Any, **_: Any) -> None:
-        wire.reading_to(_context.results.reading, await self._t.call("read"))
+        convert.reading_to(_context.results.reading, await self._t.call("read"))
 
 
 class TriggerableServer(_s.Triggerable.Server):  # type: ignore[misc]
@@ -124,7 +125,7 @@ class FrameProducerServer(_s.FrameProducer.Server):  # type: ignore[misc]
         _context.results.frame = memoryview(ipc_buffer(records.frame_to_batch(frame)))
 
     async def frameFormat(self, _context: Any, **_: Any) -> None:
-        wire.frame_format_to(_context.results.format, await self._t.call("frame_format"))
+        convert.frame_format_to(_context.results.format, await self._t.call("frame_format"))
 
 
 class ExposureControlServer(_s.ExposureControl.Server):  # type: ignore[misc]
@@ -144,10 +145,10 @@ class RoiSelectableServer(_s.RoiSelectable.Server):  # type: ignore[misc]
         self._t = target
 
     async def roi(self, _context: Any, **_: Any) -> None:
-        wire.roi_to(_context.results.roi, await self._t.call("roi"))
+        convert.roi_to(_context.results.roi, await self._t.call("roi"))
 
     async def setRoi(self, roi: Any, **_: Any) -> None:
-        await self._t.call("set_roi", wire.roi_from(roi), mutates=True)
+        await self._t.call("set_roi", convert.roi_from(roi), mutates=True)
 
     async def sensorSize(self, **_: Any) -> tuple[int, int]:
         width, height = await self._t.call("sensor_size")
@@ -166,10 +167,10 @@ class CooledServer(_s.Cooled.Server):  # type: ignore[misc]
         await self._t.call("set_cooling_target", celsius, mutates=True)
 
     async def sensorTemperature(self, _context: Any, **_: Any) -> None:
-        wire.reading_to(_context.results.reading, await self._t.call("sensor_temperature"))
+        convert.reading_to(_context.results.reading, await self._t.call("sensor_temperature"))
 
     async def coolerState(self, **_: Any) -> str:
-        return wire.cooler_state_to(await self._t.call("cooler_state"))
+        return convert.cooler_state_to(await self._t.call("cooler_state"))
 
 
 class TemperatureSensorServer(_s.TemperatureSensor.Server):  # type: ignore[misc]
@@ -177,7 +178,7 @@ class TemperatureSensorServer(_s.TemperatureSensor.Server):  # type: ignore[misc
         self._t = target
 
     async def temperature(self, _context: Any, **_: Any) -> None:
-        wire.reading_to(_context.results.reading, await self._t.call("temperature"))
+        convert.reading_to(_context.results.reading, await self._t.call("temperature"))
 
 
 class VoltageSourceServer(_s.VoltageSource.Server):  # type: ignore[misc]
@@ -199,7 +200,7 @@ class VoltageSourceServer(_s.VoltageSource.Server):  # type: ignore[misc]
         return amps
 
     async def readback(self, _context: Any, **_: Any) -> None:
-        wire.readback_to(_context.results.readback, await self._t.call("readback"))
+        convert.readback_to(_context.results.readback, await self._t.call("readback"))
 
 
 class SwitchableServer(_s.Switchable.Server):  # type: ignore[misc]

@@ -30,6 +30,7 @@ from typing import Any
 
 import capnp
 
+from labd.contract.errors import CLOSED_MARKER
 from labd.rpc.limits import KIB, MIB, Limits
 
 _FIRST_WORD = struct.Struct("<II")
@@ -37,8 +38,6 @@ _FIRST_WORD = struct.Struct("<II")
 LINGER_S = 1.0
 """How long a closing connection may take to send its last words before it is cut."""
 _UNLIMITED = 1 << 62
-CLOSED_MARKER = "labd closed the connection: "
-"""How the reason in the daemon's Abort message starts (the client looks for it)."""
 
 
 class FramingGuard(asyncio.BufferedProtocol):

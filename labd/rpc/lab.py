@@ -10,59 +10,25 @@ from __future__ import annotations
 import functools
 import hmac
 import importlib.metadata
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
-
-import trio
+from typing import Any
 
 from capabilities import PermissionDenied
+from labd.contract import schema
+from labd.contract.errors import wire_errors
+from labd.contract.restriction import Restriction
 from labd.errors import LabdError
-from labd.rpc import schema
 from labd.rpc.admission import Gate
-from labd.rpc.bulk import BulkListener
 from labd.rpc.capability_servers import Target, fill_capabilities, granted
-from labd.rpc.policy import Policy, Restriction, ShareRegistry
-from labd.rpc.replay import RecordedData, fill_data_info, open_replay
-from labd.rpc.subscriptions import IpcCache, SubscriptionServer, push_states, push_stream
-from labd.rpc.wire import wire_errors
+from labd.rpc.policy import Policy, ShareRegistry
+from labd.rpc.replay import fill_data_info, open_replay
+from labd.rpc.session import Session
+from labd.rpc.subscriptions import SubscriptionServer, push_states, push_stream
 from labd.streams import StreamHub
-from labd.supervisor import InstrumentHandle, Supervisor
-
-if TYPE_CHECKING:
-    from labd.scripting import ScriptEngine
+from labd.supervisor import InstrumentHandle
 
 _s: Any = schema.load()
 
 PROTOCOL_VERSION = 1
-
-
-@dataclass
-class Services:
-    """What every connection of one daemon shares."""
-
-    supervisor: Supervisor
-    streams: StreamHub
-    lab_token: str
-    token_hint: str
-    """Where a client finds the lab token (told to clients that present a wrong one)."""
-    shares: ShareRegistry = field(default_factory=ShareRegistry)
-    ipc_cache: IpcCache = field(default_factory=IpcCache)
-    scripts: ScriptEngine | None = None
-    """The daemon's script engine; None for a server without one (benchmarks)."""
-    data: RecordedData | None = None
-    """The daemon's rings and persister (replay, dataInfo); None for a server without them."""
-
-
-@dataclass
-class Session:
-    """One client connection: its tasks (calls, subscriptions) live in ``nursery``."""
-
-    services: Services
-    nursery: trio.Nursery
-    local: bool = False
-    """Came in on the unix socket: same machine, same user (shared-memory lanes allowed)."""
-    bulk: BulkListener | None = None
-    """The bulk endpoint of the TCP listener it came in on (:mod:`labd.rpc.bulk`)."""
 
 
 ROOT = Policy()
@@ -185,7 +151,7 @@ class LabServer(_s.Lab.Server):  # type: ignore[misc]
         engine = self._session.services.scripts
         if engine is None:
             raise LabdError("this labd server has no script engine")
-        # Imported on first use: it loads wasmtime, and clients import this module too.
+        # Imported on first use: it loads wasmtime, which a daemon without scripts skips.
         from labd.rpc.scripts import ScriptEngineServer
 
         return ScriptEngineServer(self._session, engine)

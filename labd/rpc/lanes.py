@@ -25,22 +25,19 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 import secrets
 from collections import deque
 from pathlib import Path
 
 import pyarrow as pa
 
-LANE_DIR = Path("/dev/shm")
+from labd.contract.lanes import LANE_DIR, LANE_NAME
+
 MIN_LANE_BATCH_BYTES = 256 * 1024
 """Smaller batches (readings) go inline: for them the message copies cost microseconds."""
 SLOT_HEADROOM = 1.25
 """Slots are sized for the first big batch plus this margin (an ROI may grow a little)."""
 SLOT_ALIGN = 2**20
-_LANE_NAME = re.compile(r"labd-lane-[0-9]+-[0-9a-f]{32}")
-LANE_UNAVAILABLE = "lane-unavailable"
-"""The error code a client answers a push with when it cannot map the lane."""
 
 
 class Lane:
@@ -97,7 +94,7 @@ def remove_stale_lanes() -> list[Path]:
     """
     removed = []
     for path in LANE_DIR.glob("labd-lane-*-*"):
-        if not _LANE_NAME.fullmatch(path.name):
+        if not LANE_NAME.fullmatch(path.name):
             continue
         pid = int(path.name.split("-")[2])
         if path.stat().st_uid != os.getuid() or _alive(pid):
@@ -123,35 +120,3 @@ def wants_lane(size: int, lane: Lane | None) -> bool:
     if size < MIN_LANE_BATCH_BYTES:
         return False
     return lane is None or size <= lane.slot_size
-
-
-class LaneReader:
-    """The client's end: the lanes a subscription was told about, mapped read-only."""
-
-    def __init__(self) -> None:
-        self._maps: dict[str, pa.MemoryMappedFile] = {}
-
-    def read(self, path: str, offset: int, length: int) -> bytes:
-        """A copy of ``length`` bytes at ``offset`` of the lane at ``path``.
-
-        Raises OSError if the lane cannot be mapped (another machine, another user).
-        """
-        mapped = self._maps.get(path)
-        if mapped is None:
-            # The daemon names the file and this end unlinks it: accept nothing but a lane
-            # name right in LANE_DIR (no "..", no other directory).
-            if Path(path).parent != LANE_DIR or not _LANE_NAME.fullmatch(Path(path).name):
-                raise PermissionError(f"{path} is not a labd lane; refusing to map it")
-            mapped = pa.memory_map(path, "r")
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(path)  # mapped now: the file needs no name any more
-            self._maps[path] = mapped
-        mapped.seek(offset)
-        view: pa.Buffer = mapped.read_buffer(length)
-        data: bytes = view.to_pybytes()  # a copy: the daemon reuses the slot once we return
-        return data
-
-    def close(self) -> None:
-        for mapped in self._maps.values():
-            mapped.close()
-        self._maps.clear()

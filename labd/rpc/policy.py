@@ -18,30 +18,18 @@ import math
 import secrets
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from capabilities import InvalidRequest, OutOfRange, PermissionDenied
-from labd.setpoints import RANGED_QUANTITIES as RANGED_QUANTITIES  # clients import it here
+from labd.contract.restriction import RANGED_QUANTITIES, Restriction
 
-if TYPE_CHECKING:  # clients import this module: it must not pull in the supervisor
+if TYPE_CHECKING:
     from labd.supervisor import Guard
 
 SHARES_PER_INSTRUMENT = 256
 """Live sharing tokens one instrument may have; making more is refused until some are
 revoked or expire."""
-
-
-@dataclass(frozen=True)
-class Restriction:
-    """The narrowing asked for when deriving a capability (mirrors ``labd.capnp``)."""
-
-    read_only: bool = False
-    expires_in: float | None = None
-    """Seconds from now, positive and finite; ``None``: never expires (beyond the
-    parent's expiry)."""
-    ranges: dict[str, tuple[float, float]] = field(default_factory=dict)
-    """Allowed set-point ranges by quantity: ``position``, ``voltage``, ``current``."""
 
 
 class Policy:

@@ -27,13 +27,14 @@ import pyarrow as pa
 import trio
 
 from labd.aio import to_trio
+from labd.contract import schema
+from labd.contract.errors import wire_errors
 from labd.rings import Persister, RawBatch, RingReader, RingSet, replay_raw
 from labd.rings.layout import EOS_MARKER
-from labd.rpc import schema, trim
-from labd.rpc.wire import wire_errors
+from labd.rpc import trim
 
 if TYPE_CHECKING:
-    from labd.rpc.lab import Session
+    from labd.rpc.session import Session
 
 _s: Any = schema.load()
 T = TypeVar("T")

@@ -19,10 +19,10 @@ import trio
 
 from capabilities import InvalidRequest
 from labd.aio import aio, to_trio
-from labd.rpc import schema
-from labd.rpc.lab import Session
+from labd.contract import schema
+from labd.contract.errors import SCRIPT_FAILED, WireError, wire_errors
+from labd.rpc.session import Session
 from labd.rpc.subscriptions import SubscriptionServer
-from labd.rpc.wire import SCRIPT_FAILED, WireError, wire_errors
 from labd.scripting import Grants, LogLine, Result, Run, ScriptEngine, ScriptFailed, ScriptVersion
 
 log = logging.getLogger("labd.rpc")

@@ -28,8 +28,7 @@ import capnp
 import trio
 
 from labd.aio import aio
-from labd.rpc import lanes, sockets
-from labd.rpc.address import (
+from labd.contract.address import (
     Address,
     TlsConfig,
     default_socket_path,
@@ -38,19 +37,20 @@ from labd.rpc.address import (
     token_path_for,
     write_token,
 )
+from labd.contract.limits import TRAVERSAL_LIMIT_WORDS
+from labd.rpc import lanes, sockets
 from labd.rpc.admission import Door, Gate, WrongTokens
 from labd.rpc.bulk import BulkListener
 from labd.rpc.guard import open_stream
-from labd.rpc.lab import BootstrapServer, Services, Session
+from labd.rpc.lab import BootstrapServer
 from labd.rpc.limits import DEFAULT_LIMITS, Limits, raise_fd_limit
 from labd.rpc.replay import RecordedData
+from labd.rpc.session import Services, Session
 from labd.streams import StreamHub
 from labd.supervisor import Supervisor
 
 log = logging.getLogger("labd.rpc")
 
-TRAVERSAL_LIMIT_WORDS = 2**30 // 8 * 2
-"""2 GiB per message: big frames must pass (pycapnp's default stops at 64 MiB)."""
 TLS_RECORD_HANDSHAKE = b"\x16"
 """The first byte a TLS client sends (a handshake record); a Cap'n Proto client never does."""
 RESERVED_FDS = 128

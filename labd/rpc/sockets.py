@@ -1,11 +1,5 @@
-"""The daemon's listening sockets and the one accept loop they all share; the client's
-connect to a unix socket.
-
-A unix stream socket holds at most its sender's ``SO_SNDBUF`` (default 208 KiB) in
-flight. An 8 MiB frame then crosses in ~40 slices, each a wake-up of both processes and a
-turn of both event loops; measured, that ping-pong (not copying) capped pushed frames at
-~90/s. With 4 MiB asked for (Linux doubles it, capped by ``net.core.wmem_max``) a frame
-crosses in one or two slices.
+"""The daemon's listening sockets and the one accept loop they all share (the buffers they
+ask for: :mod:`labd.contract.sockets`).
 
 labd accepts every connection itself (unix socket, TCP, bulk ports) — pycapnp's own
 servers accept where labd can neither set socket options nor count, refuse or guard
@@ -16,32 +10,20 @@ backs off and goes on (docs/security.md, "Limits").
 
 from __future__ import annotations
 
-import errno
 import os
 import socket
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
 
-import capnp
 import trio
 
-from labd.aio import aio
+from labd.contract.sockets import tune
 from labd.rpc.admission import Door, Gate, is_out_of_descriptors
 from labd.rpc.limits import ACCEPT_BACKOFF_S, ThrottledLog
 
-SOCKET_BUFFER_BYTES = 4 * 2**20
 BACKLOG = 4096
 """Connections the kernel queues before the daemon accepts them (capped by
 ``net.core.somaxconn``): a burst of clients waits there instead of being refused."""
-CONNECT_TIMEOUT_S = 10.0
-"""How long a client keeps retrying a unix socket whose backlog is full."""
-
-
-def tune(sock: socket.socket) -> None:
-    """Ask for big send and receive buffers (the kernel caps them at ``wmem_max``/``rmem_max``)."""
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SOCKET_BUFFER_BYTES)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, SOCKET_BUFFER_BYTES)
 
 
 def bind_private(path: Path) -> socket.socket:
@@ -136,33 +118,3 @@ async def _serve_one(
         await handle(conn, gate)
     finally:
         gate.close()
-
-
-async def connect(path: Path, timeout: float = CONNECT_TIMEOUT_S) -> Any:
-    """A pycapnp ``AsyncIoStream`` connected to the unix socket at ``path`` (raises OSError).
-
-    A daemon whose backlog is full answers ``EAGAIN`` (it is busy, not gone): retried
-    with a short back-off for up to ``timeout`` seconds.
-    """
-    deadline = trio.current_time() + timeout
-    delay = 0.002
-    while True:
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        try:
-            tune(sock)
-            sock.setblocking(False)
-            try:
-                sock.connect(str(path))
-            except BlockingIOError as exc:
-                if trio.current_time() + delay > deadline:
-                    raise OSError(
-                        errno.EAGAIN, f"the daemon stayed too busy to accept for {timeout:g} s"
-                    ) from exc
-                sock.close()
-                await trio.sleep(delay)
-                delay = min(delay * 2, 0.1)
-                continue
-            return await aio(capnp.AsyncIoStream.create_unix_connection(sock=sock))
-        except BaseException:
-            sock.close()
-            raise

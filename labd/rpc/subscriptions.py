@@ -41,11 +41,15 @@ import trio
 
 from capabilities import PermissionDenied
 from labd.aio import aio
+from labd.contract import schema
+from labd.contract.bulk import BULK_UNAVAILABLE
+from labd.contract.errors import WireError, parse_error
+from labd.contract.lanes import LANE_UNAVAILABLE
 from labd.rings.sizing import fmt_bytes
-from labd.rpc import schema, trim, wire
-from labd.rpc.bulk import BULK_UNAVAILABLE, MIN_BULK_BATCH_BYTES, BulkChannel, BulkListener
+from labd.rpc import trim
+from labd.rpc.bulk import MIN_BULK_BATCH_BYTES, BulkChannel, BulkListener
 from labd.rpc.ipc import ipc_buffer, ipc_size
-from labd.rpc.lanes import LANE_UNAVAILABLE, Lane, wants_lane
+from labd.rpc.lanes import Lane, wants_lane
 from labd.rpc.policy import Policy
 from labd.streams import Stream
 from labd.supervisor import StateChange, Supervisor
@@ -135,7 +139,7 @@ class SubscriptionServer(_s.Subscription.Server):  # type: ignore[misc]
 
     async def stats(self, **_: Any) -> tuple[int, int]:
         if self.dropped is not None:
-            raise wire.WireError(SUBSCRIBER_DROPPED, self.dropped)
+            raise WireError(SUBSCRIBER_DROPPED, self.dropped)
         return self.sent, self.skipped
 
 
@@ -274,7 +278,7 @@ class Delivery:
             self._lane.give_back(slot)
         if failure is None:
             return False
-        parsed = wire.parse_error(failure)
+        parsed = parse_error(failure)
         if parsed is None:
             return False
         if parsed[0] == LANE_UNAVAILABLE and slot is not None:

@@ -4,8 +4,8 @@ Upload a module to a :class:`ScriptStore`, start it on a :class:`ScriptEngine`, 
 the :class:`Run`. The guest side of the contract (ABI v1) is in ``wasm_scripts/ABI.md``.
 """
 
+from labd.contract.script_errors import ScriptError, ScriptFailed, ScriptInvalid, UnknownScript
 from labd.scripting.engine import ScriptEngine
-from labd.scripting.errors import ScriptError, ScriptFailed, ScriptInvalid, UnknownScript
 from labd.scripting.grants import Grants
 from labd.scripting.host import Resolver
 from labd.scripting.limits import RunLimits

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import wasmtime
 
-from labd.scripting.errors import ScriptError
+from labd.contract.script_errors import ScriptError
 
 RUSTC = "/usr/bin/rustc"
 """Debian's rustc: a rustup toolchain earlier on PATH usually has no wasm32 standard library."""

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 
 import trio
 
-from labd.scripting.errors import ScriptError
+from labd.contract.script_errors import ScriptError
 from labd.scripting.grants import Grants
 from labd.scripting.host import Resolver
 from labd.scripting.limits import RunLimits

@@ -19,10 +19,10 @@ import pyarrow as pa
 import trio
 import wasmtime
 
+from labd.contract.script_errors import ScriptFailed
 from labd.scripting import wasi
 from labd.scripting.abi import Errno, LogLevel
 from labd.scripting.control import RunControl
-from labd.scripting.errors import ScriptFailed
 from labd.scripting.grants import Grants
 from labd.scripting.host import Host, Resolver
 from labd.scripting.limits import RunLimits

@@ -24,8 +24,8 @@ from pathlib import Path
 import trio
 import wasmtime
 
+from labd.contract.script_errors import ScriptInvalid, UnknownScript
 from labd.scripting import abi
-from labd.scripting.errors import ScriptInvalid, UnknownScript
 
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,63}$")
 _VALTYPES = {"i": "i32", "I": "i64", "F": "f64"}

@@ -22,7 +22,7 @@ from typing import Any
 
 import capnp
 
-from labd.rpc import schema
+from labd.contract import schema
 
 REPO = Path(__file__).resolve().parents[2]
 _CAPNP_DIR = os.path.dirname(capnp.__file__)

@@ -32,7 +32,8 @@ from labd import aio
 from labd.client import ConnectionLost, NoDaemon, connect, connect_blocking
 from labd.client.errors import ConnectionClosed
 from labd.client.link import open_link
-from labd.rpc import schema, sockets
+from labd.contract import schema
+from labd.rpc import sockets
 from tests.hardening.conftest import LabdProcess, start_labd
 from tests.labd.client.test_lab import free_port, self_signed_cert
 from tests.labd.rpc.conftest import REPO

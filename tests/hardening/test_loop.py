@@ -18,8 +18,8 @@ import trio
 from labd import aio
 from labd.client import connect, connect_blocking
 from labd.client.link import open_link
-from labd.rpc import schema
-from labd.rpc.wire import WireError
+from labd.contract import schema
+from labd.contract.errors import WireError
 from tests.hardening.conftest import LabdProcess, start_labd
 from tests.labd.scripting.wat import module
 

@@ -34,8 +34,8 @@ from capabilities import Frame, Roi
 from labd import aio, records
 from labd.client import connect
 from labd.client.replay import received_chunk
+from labd.contract import schema
 from labd.errors import LabdError
-from labd.rpc import schema
 from labd.rpc.policy import Policy
 from labd.rpc.replay import MAX_CHUNK_BYTES
 from labd.rpc.subscriptions import IpcCache, SubscriberLimits, SubscriptionServer, push_stream

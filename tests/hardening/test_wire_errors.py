@@ -15,7 +15,7 @@ import pytest
 
 from capabilities import InvalidRequest
 from labd.client.blocking import connect_blocking
-from labd.rpc import wire
+from labd.contract import errors as wire
 from tests.hardening.conftest import LabdProcess, start_labd
 from tests.hardening.raw_rpc import (
     LABD,

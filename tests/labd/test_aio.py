@@ -49,7 +49,7 @@ CYCLES = """
 import socket, threading, weakref
 import capnp, trio
 from labd import aio
-from labd.rpc import schema
+from labd.contract import schema
 
 s = schema.load()
 freed_on = []

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from labd.rpc import schema
+from labd.contract import schema
 from labd.rpc.guard import FramingGuard, abort_message
 from labd.rpc.limits import DEFAULT_LIMITS, KIB, MIB, Limits
 

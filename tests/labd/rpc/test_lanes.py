@@ -11,15 +11,9 @@ import pytest
 
 from capabilities import Frame, Roi
 from labd import records
+from labd.contract.lanes import LANE_DIR, LaneReader
 from labd.rpc.ipc import ipc_size
-from labd.rpc.lanes import (
-    LANE_DIR,
-    MIN_LANE_BATCH_BYTES,
-    Lane,
-    LaneReader,
-    remove_stale_lanes,
-    wants_lane,
-)
+from labd.rpc.lanes import MIN_LANE_BATCH_BYTES, Lane, remove_stale_lanes, wants_lane
 
 
 def frame_batch(side: int, value: int = 7) -> pa.RecordBatch:

@@ -5,7 +5,8 @@ import time
 import pytest
 
 from capabilities import PermissionDenied
-from labd.rpc.policy import Policy, Restriction, ShareRegistry
+from labd.contract.restriction import Restriction
+from labd.rpc.policy import Policy, ShareRegistry
 
 
 def test_dead_shares_are_forgotten_when_the_next_is_made() -> None:

@@ -14,7 +14,7 @@ from capabilities import InvalidRequest, Movable, PermissionDenied, Readable
 from labd import aio
 from labd.client import connect, connect_blocking
 from labd.client.link import open_link
-from labd.rpc import schema
+from labd.contract import schema
 from labd.scripting import ScriptFailed, ScriptInvalid
 from tests.labd.rpc.conftest import LabdProcess
 from tests.labd.scripting.wat import module

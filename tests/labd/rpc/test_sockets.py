@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 from pathlib import Path
 
+from labd.contract.sockets import SOCKET_BUFFER_BYTES, tune
 from labd.rpc import sockets
 
 
@@ -13,10 +14,10 @@ def test_tune_asks_for_big_buffers() -> None:
     a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
     with a, b:
         default = a.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF)
-        sockets.tune(a)
+        tune(a)
         tuned = a.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF)
     # Linux doubles the request and caps it at wmem_max (doubled too).
-    assert tuned == 2 * min(sockets.SOCKET_BUFFER_BYTES, wmem_max)
+    assert tuned == 2 * min(SOCKET_BUFFER_BYTES, wmem_max)
     assert tuned >= default
 
 

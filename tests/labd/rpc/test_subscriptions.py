@@ -16,7 +16,7 @@ import trio
 from labd import aio
 from labd.client import BlockingLab, connect, connect_blocking
 from labd.client.lab import Subscription
-from labd.rpc.lanes import LaneReader
+from labd.contract.lanes import LaneReader
 from tests.labd.client.test_lab import free_port
 from tests.labd.rpc.conftest import REPO, LabdProcess, start_labd
 
@@ -76,7 +76,7 @@ import sys, time
 from labd import aio
 from labd.client import BlockingLab, connect, connect_blocking
 from labd.client.lab import Subscription
-from labd.rpc.lanes import LaneReader
+from labd.contract.lanes import LaneReader
 lab = connect_blocking(sys.argv[1])
 for message in lab.subscribe("camera/frames", window=1):
     print(message.seq, flush=True)

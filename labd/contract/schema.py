@@ -4,7 +4,7 @@ The wheel force-includes the repository's ``schema/`` folder as ``labd/schema``;
 checkout has it at the repository root. pycapnp needs its own folder on the import path
 for the standard ``/capnp/*.capnp`` imports (DESIGN.md §3: without it, ``-> stream``
 aborts the process), so every load goes through :func:`load`, which also puts the
-dispatch guard of :mod:`labd.rpc.wire` on every server class: no server method of the
+dispatch guard of :mod:`labd.contract.dispatch` on every server class: no server method of the
 daemon can then send a traceback to a peer, whatever the peer sends.
 """
 
@@ -17,7 +17,7 @@ from typing import Any
 
 import capnp
 
-from labd.rpc.wire import guard_servers
+from labd.contract.dispatch import guard_servers
 
 SCHEMA_FILE = "labd.capnp"
 
@@ -37,7 +37,7 @@ def schema_path() -> Path:
 @functools.cache
 def load() -> Any:
     """The compiled schema module (``load().Lab``, ``load().Reading``, ...), its server
-    classes guarded (:func:`labd.rpc.wire.guard_servers`)."""
+    classes guarded (:func:`labd.contract.dispatch.guard_servers`)."""
     capnp_include = os.path.dirname(os.path.dirname(capnp.__file__))
     module = capnp.load(str(schema_path()), imports=[capnp_include])
     guard_servers(module)
