@@ -7,6 +7,7 @@ bash scripts/setup.sh --system || { echo "test: set-up failed" >&2; exit 1; }
 status=0
 echo "== ruff"; .venv/bin/ruff check . && .venv/bin/ruff format --check . || status=1
 echo "== mypy --strict"; .venv/bin/mypy || status=1
+echo "== import-linter"; .venv/bin/lint-imports || status=1
 echo "== pytest"
 .venv/bin/pytest "$@"
 rc=$?
