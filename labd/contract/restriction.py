@@ -5,7 +5,6 @@ The daemon's :class:`labd.rpc.policy.Policy` enforces it (docs/security.md).
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,12 +27,8 @@ class Restriction:
     ``current`` (VoltageSource)."""
 
     def to_wire(self) -> Any:
-        """The ``Restriction`` message; refuses what the daemon would refuse anyway."""
-        if self.expires_in is not None and not 0 < self.expires_in < math.inf:
-            raise ValueError(
-                f"expires_in must be a positive number of seconds, or None for never;"
-                f" got {self.expires_in!r}"
-            )
+        """The ``Restriction`` message. Its figures are checked by the daemon, in
+        :meth:`labd.rpc.policy.Policy.derive` (one place; a bad one is ``InvalidRequest``)."""
         message = schema.load().Restriction.new_message(
             readOnly=self.read_only, expiresIn=self.expires_in or 0.0
         )
