@@ -24,15 +24,16 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import dearpygui.dearpygui as dpg
 import numpy as np
 import pyarrow as pa
 
 from capabilities import Frame
-from gui.model import Connection
-from gui.panels import HISTORY_S, CameraView, ReadingView
+from gui.link import Link
+from gui.model import Connection, LabModel
+from gui.panels import HISTORY_S, CameraView, Clock, ReadingView, SectionView
 from gui.traces import History
 from labd.client import Lab
 from labd.client.replay import DataInfo
@@ -40,8 +41,17 @@ from labd.records import frame_from_batch
 from labd.rings.errors import RingError
 from labd.rings.reader import RingReader, attach
 
-if TYPE_CHECKING:
-    from gui.app import GuiApp
+
+class Host(Protocol):
+    """What time travel needs of the GUI around it (:class:`gui.app.GuiApp` is one); a
+    protocol, so that this module does not import the app that imports it."""
+
+    link: Link
+    model: LabModel
+    clock: Clock
+
+    def views(self) -> list[SectionView]: ...
+
 
 log = logging.getLogger("labd.gui")
 
@@ -156,7 +166,7 @@ class RemoteReplay:
 
     source = "the daemon's replay"
 
-    def __init__(self, app: GuiApp) -> None:
+    def __init__(self, app: Host) -> None:
         self.app = app
         self._busy = False
         self._waiting: tuple[Query, Callable[[Recall], None]] | None = None
@@ -204,7 +214,7 @@ class RemoteReplay:
 class TimeTravel:
     """The scrubber bar, and the recall of the past into the camera views and plots."""
 
-    def __init__(self, app: GuiApp, *, local_rings: bool = True) -> None:
+    def __init__(self, app: Host, *, local_rings: bool = True) -> None:
         self.app = app
         self.local_rings = local_rings
         self.anchor = 0.0
