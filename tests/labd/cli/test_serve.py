@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -52,11 +53,26 @@ def test_a_bad_config_is_one_line_and_status_2(tmp_path: Path) -> None:
 
 
 def test_a_daemon_that_cannot_start_says_why_without_a_traceback(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run(
+            [sys.executable, "-m", "labd", "serve", "--socket", str(tmp_path / "labd.sock"),
+             "--listen", f"127.0.0.1:{port}"],
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" not in result.stderr, result.stderr
+    assert "labd serve: [Errno 98] Address already in use" in result.stderr, result.stderr
+
+
+def test_a_listen_that_is_not_host_port_is_a_usage_error(tmp_path: Path) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "labd", "serve", "--socket", str(tmp_path / "labd.sock"),
          "--listen", "not-a-host-port"],
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip
-    assert result.returncode == 1
+    assert result.returncode == 2
     assert "Traceback" not in result.stderr, result.stderr
-    assert "labd serve: --listen takes HOST:PORT" in result.stderr
+    assert "labd serve: --listen not-a-host-port" in result.stderr, result.stderr
