@@ -36,7 +36,7 @@ from labd.contract import schema
 from labd.rpc import sockets
 from tests.hardening.conftest import LabdProcess, start_labd
 from tests.labd.client.test_lab import free_port, self_signed_cert
-from tests.labd.rpc.conftest import REPO
+from tests.labd.rpc.conftest import REPO, wait_until_ready
 from tests.labd.rpc.test_server import daemon_resources
 
 _s: Any = schema.load()
@@ -73,14 +73,7 @@ def start_limited_labd(tmp: Path, *extra: str, nofile: int) -> LabdProcess:
             stdout=out, stderr=subprocess.STDOUT, cwd=REPO, preexec_fn=limit,
             env=dict(os.environ, PYTHONPATH=str(REPO)),
         )  # fmt: skip
-    daemon = LabdProcess(proc, sock, sock.with_suffix(".token"), log)
-    deadline = time.monotonic() + 30
-    while b"labd: ready" not in log.read_bytes():
-        if proc.poll() is not None or time.monotonic() > deadline:
-            daemon.stop()
-            raise RuntimeError(f"labd serve did not start:\n{log.read_text()}")
-        time.sleep(0.05)
-    return daemon
+    return wait_until_ready(proc, sock, log)
 
 
 def unlock_bytes(token: str) -> bytes:

@@ -42,7 +42,7 @@ from labd.rpc.subscriptions import IpcCache, SubscriberLimits, SubscriptionServe
 from labd.streams import Stream
 from tests.hardening.conftest import LabdProcess, start_labd
 from tests.labd.client.test_lab import free_port
-from tests.labd.rpc.conftest import REPO
+from tests.labd.rpc.conftest import REPO, wait_until_ready
 
 FRAME_BYTES = 2048 * 2048 * 2
 CAMERA_TOML = """
@@ -193,14 +193,7 @@ def start_labd_dropping_after(tmp: Path, stuck_s: float) -> LabdProcess:
             stdout=out, stderr=subprocess.STDOUT, cwd=REPO,
             env=dict(os.environ, PYTHONPATH=str(REPO)),
         )  # fmt: skip
-    daemon = LabdProcess(proc, sock, sock.with_suffix(".token"), log)
-    deadline = time.monotonic() + 30
-    while b"labd: ready" not in log.read_bytes():
-        if proc.poll() is not None or time.monotonic() > deadline:
-            daemon.stop()
-            raise RuntimeError(f"labd serve did not start:\n{log.read_text()}")
-        time.sleep(0.05)
-    return daemon
+    return wait_until_ready(proc, sock, log)
 
 
 def test_a_stuck_subscriber_is_dropped_and_told_why(tmp_path: Path) -> None:

@@ -15,7 +15,6 @@ import shutil
 import subprocess
 import sys
 import sysconfig
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -26,7 +25,7 @@ from capabilities import Readable
 from labd.client import connect_blocking
 from labd.config import parse_config
 from labd.errors import ConfigError
-from tests.labd.rpc.conftest import REPO, LabdProcess
+from tests.labd.rpc.conftest import REPO, LabdProcess, wait_until_ready
 
 if TYPE_CHECKING:
     from decimal import Decimal
@@ -124,14 +123,7 @@ def serve(venv: Venv, tmp: Path, config: str) -> LabdProcess:
             [venv.python, "-m", "labd", "serve", "--config", config_path, "--socket", sock],
             stdout=out, stderr=subprocess.STDOUT, env=_env(), cwd=REPO,
         )  # fmt: skip
-    daemon = LabdProcess(proc, sock, sock.with_suffix(".token"), log)
-    deadline = time.monotonic() + 30
-    while b"labd: ready" not in log.read_bytes():
-        if proc.poll() is not None or time.monotonic() > deadline:
-            daemon.stop()
-            raise RuntimeError(f"labd serve did not start:\n{log.read_text()}")
-        time.sleep(0.05)
-    return daemon
+    return wait_until_ready(proc, sock, log)
 
 
 def meter_table(name: str, driver: str, resource: str, venv: Venv, extra: str = "") -> str:

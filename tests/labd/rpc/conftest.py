@@ -71,6 +71,12 @@ def start_labd(tmp: Path, *extra: str, config: str = LAB_TOML) -> LabdProcess:
              "--socket", str(sock), *extra],
             stdout=out, stderr=subprocess.STDOUT, env=env, cwd=REPO,
         )  # fmt: skip
+    return wait_until_ready(proc, sock, log)
+
+
+def wait_until_ready(proc: subprocess.Popen[bytes], sock: Path, log: Path) -> LabdProcess:
+    """The daemon ``proc`` (socket ``sock``, output in ``log``) once it says it is ready;
+    stops it and raises with its log if it exits or takes more than 30 s."""
     daemon = LabdProcess(proc, sock, sock.with_suffix(".token"), log)
     deadline = time.monotonic() + 30
     while not (sock.exists() and daemon.token_path.exists() and b"labd: ready" in log.read_bytes()):
