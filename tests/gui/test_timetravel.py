@@ -43,7 +43,11 @@ sensor_width = 256
 sensor_height = 192
 """
 
-AGO_S = 5.0
+# The GUI scrubs back AGO_S from the moment it pauses. It pauses only once it is connected
+# and has drawn frames and points, which takes 1-6 s on a loaded 2-core CI machine; so the
+# daemon records for longer than AGO_S first, and AGO_S is well above that start-up time,
+# so that the moment shown predates the GUI's launch on any machine we run on.
+AGO_S = 10.0
 INFO = "camera.camera.info"
 METER = "meter.reading.value"
 
@@ -54,7 +58,7 @@ def recording(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
     daemon = Daemon(tmp_path_factory.mktemp("timetravel"))
     daemon.config.write_text(LAB)
     daemon.start()
-    time.sleep(AGO_S + 1.0)
+    time.sleep(AGO_S + 1.0)  # history from before any GUI
     yield daemon
     daemon.stop()
 
