@@ -12,7 +12,9 @@ from capabilities.errors import (
     WaitTimeout,
 )
 from capabilities.introspect import CAPABILITIES, capabilities_of, capability
+from capabilities.parameters import Parameter, ParameterValue
 from capabilities.protocols import (
+    Configurable,
     Cooled,
     ExposureControl,
     FaultInjectable,
@@ -25,9 +27,11 @@ from capabilities.protocols import (
     RoiSelectable,
     Stoppable,
     Switchable,
+    TemperatureController,
     TemperatureSensor,
     Triggerable,
     VoltageSource,
+    WavelengthTunable,
 )
 from capabilities.values import (
     CoolerState,
@@ -43,6 +47,7 @@ from capabilities.values import (
 __all__ = [
     "CAPABILITIES",
     "CapabilityError",
+    "Configurable",
     "Cooled",
     "CoolerState",
     "DeviceDisconnected",
@@ -61,6 +66,8 @@ __all__ = [
     "MeasurementInvalid",
     "Movable",
     "OutOfRange",
+    "Parameter",
+    "ParameterValue",
     "PermissionDenied",
     "Readable",
     "Reading",
@@ -69,10 +76,12 @@ __all__ = [
     "Stoppable",
     "SupplyReadback",
     "Switchable",
+    "TemperatureController",
     "TemperatureSensor",
     "Triggerable",
     "VoltageSource",
     "WaitTimeout",
+    "WavelengthTunable",
     "capabilities_of",
     "capability",
     "now",

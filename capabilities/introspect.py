@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from capabilities.protocols import (
+    Configurable,
     Cooled,
     ExposureControl,
     FaultInjectable,
@@ -12,9 +13,11 @@ from capabilities.protocols import (
     RoiSelectable,
     Stoppable,
     Switchable,
+    TemperatureController,
     TemperatureSensor,
     Triggerable,
     VoltageSource,
+    WavelengthTunable,
 )
 
 #: Every capability by its wire name, in a stable order (the schema mirrors this list).
@@ -31,6 +34,9 @@ CAPABILITIES: dict[str, type] = {
     "VoltageSource": VoltageSource,
     "Switchable": Switchable,
     "FaultInjectable": FaultInjectable,
+    "Configurable": Configurable,
+    "WavelengthTunable": WavelengthTunable,
+    "TemperatureController": TemperatureController,
 }
 
 

@@ -12,9 +12,10 @@ Extend this set, never rename in it: the wire schema mirrors it one to one.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Protocol, runtime_checkable
 
+from capabilities.parameters import Parameter, ParameterValue
 from capabilities.values import (
     CoolerState,
     Frame,
@@ -161,6 +162,50 @@ class FaultInjectable(Protocol):
     """
 
     async def inject_fault(self, kind: str) -> None: ...
+
+
+@runtime_checkable
+class Configurable(Protocol):
+    """Settings by name: gain, range, ramp rate, whatever the model has (docs/parameters.md).
+
+    ``set_parameter`` gets a value already checked against its :class:`Parameter`
+    (type, range, choices) and in its unit; a driver checks again only what the
+    instrument adds (a range that depends on another setting).
+    """
+
+    async def parameters(self) -> Sequence[Parameter]: ...
+
+    async def get_parameter(self, name: str) -> ParameterValue: ...
+
+    async def set_parameter(self, name: str, value: ParameterValue) -> None: ...
+
+
+@runtime_checkable
+class WavelengthTunable(Protocol):
+    """Something whose behaviour depends on a wavelength it is set to: a power meter that
+    corrects its responsivity for it, a tunable laser (nanometres)."""
+
+    async def wavelength(self) -> float: ...
+
+    async def set_wavelength(self, nm: float) -> None: ...
+
+
+@runtime_checkable
+class TemperatureController(Protocol):
+    """A closed loop that drives a temperature to a set point (kelvin): a cryostat's heater
+    loop, a sample stage. The loop's sensor is its :class:`TemperatureSensor`."""
+
+    async def temperature_setpoint(self) -> float: ...
+
+    async def set_temperature_setpoint(self, kelvin: float) -> None: ...
+
+    async def ramp_rate(self) -> float:
+        """Kelvin per minute the set point moves at towards a new value; 0: it jumps."""
+
+    async def set_ramp_rate(self, kelvin_per_min: float) -> None: ...
+
+    async def heater_output(self) -> Reading:
+        """How hard the loop heats now, in percent of the heater range."""
 
 
 @runtime_checkable

@@ -26,6 +26,8 @@ import trio
 
 from labd import acquisition, aio, loopwatch
 from labd.config import LabConfig
+from labd.parameters import KIND as PARAMETERS_KIND
+from labd.parameters import ParameterLog
 from labd.rings import Persister, RingSet, RingWriter
 from labd.scripting import RESULT_SCHEMA, Run, ScriptEngine, ScriptStore, supervisor_resolver
 from labd.streams import Stream, StreamHub
@@ -70,6 +72,7 @@ class Daemon:
         self.streams = StreamHub()
         self._loops = acquisition.plan(self.supervisor, config.instruments, self.streams)
         self._results = self.streams.create("scripts/results", RESULT_SCHEMA, "results")
+        self.parameters = ParameterLog(self.supervisor, self.streams)
         self.scripts = ScriptEngine(
             ScriptStore(),
             supervisor_resolver(self.supervisor),
@@ -150,7 +153,7 @@ class Daemon:
 
     async def _ring_shape(self, stream: Stream) -> tuple[int, float]:
         """(largest batch in bytes, batches per second) the ring of ``stream`` must hold."""
-        if stream.kind == "results":
+        if stream.kind in ("results", PARAMETERS_KIND):
             return RESULTS_BATCH_BYTES, 1.0
         instrument = stream.name.rsplit("/", 1)[0]
         spec = next(s for s in self.config.instruments if s.name == instrument.split("/")[0])

@@ -8,7 +8,8 @@ between):
 * a relative move adds to the pending target, where the axis is going, not to where it is
   now; under a restriction it is sent as the absolute move to the checked target, so the
   driver cannot add it to anything else;
-* switching an output on makes its present voltage and current set-points live.
+* switching an output on makes its present voltage and current set-points live;
+* a parameter set leaves ``parameter:<name>`` at its (already checked) value.
 
 A Movable that cannot report its target (:class:`capabilities.HasMoveTarget`) has the
 target it was last commanded to remembered here; one never commanded since it was opened
@@ -18,6 +19,7 @@ is taken to be going nowhere but where it is.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,7 +39,7 @@ class Plan:
 
     method: str
     args: tuple[Any, ...]
-    leaves: dict[str, float]
+    leaves: Mapping[str, object]
 
 
 class Setpoints:
@@ -66,6 +68,8 @@ class Setpoints:
                 "current": await target.current_limit(),
             }
             return Plan(method, args, live)
+        if method == "set_parameter" and len(args) == 2:
+            return Plan(method, args, {parameter_key(str(args[0])): args[1]})
         return Plan(method, args, {})
 
     async def pending(self, target: object, quantity: str) -> float:
@@ -93,6 +97,14 @@ class Setpoints:
             self._position = float(args[0])
         elif method in RELATIVE and self._before is not None:
             self._position = self._before + float(args[0])
+
+
+def parameter_key(name: str) -> str:
+    """How a parameter set appears among the set-points a call leaves."""
+    return PARAMETER_PREFIX + name
+
+
+PARAMETER_PREFIX = "parameter:"
 
 
 def _number(method: str, args: tuple[Any, ...]) -> float:

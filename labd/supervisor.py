@@ -73,9 +73,9 @@ T = TypeVar("T")
 
 log = logging.getLogger("labd.supervisor")
 
-Guard = Callable[[Mapping[str, float]], None]
+Guard = Callable[[Mapping[str, object]], None]
 """Checks a call in the owner task, given the set-points it would leave (quantity ->
-value, :mod:`labd.setpoints`); raises an :class:`~capabilities.InvalidRequest` to refuse it."""
+value, ``parameter:<name>`` -> value; :mod:`labd.setpoints`); raises an :class:`~capabilities.InvalidRequest` to refuse it."""
 
 QUEUE_LIMIT = 256
 """Calls waiting on one instrument beyond this are refused as busy at once."""

@@ -135,6 +135,14 @@ _QUANTITY = re.compile(
 )
 
 
+def to_unit(text: str, unit: str) -> float:
+    """The quantity ``text`` ("1064 nm", "20 ms") in ``unit``; BadValue if it is none, in an
+    unknown unit, or of another dimension."""
+    if _QUANTITY.match(text) is None:
+        raise BadValue(f"expected a number or a quantity such as '{_example(unit)}', got {text!r}")
+    return _to_unit(text, unit)
+
+
 def _to_unit(text: str, unit: str) -> float:
     """The magnitude of the quantity ``text`` ("20 ms", matching :data:`_QUANTITY`) in
     ``unit`` ("s")."""

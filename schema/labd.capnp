@@ -155,6 +155,76 @@ interface FaultInjectable {
   injectFault @0 (kind :Text);   # "raise" | "hang" | "disconnect" | "clear"
 }
 
+# ---------------------------------------------------------------- parameters
+#
+# An instrument's settings by name (docs/parameters.md): a camera's gain, a meter's range.
+
+enum ParameterKind {
+  float @0;
+  int @1;
+  bool @2;
+  text @3;
+  choice @4;
+}
+
+struct ParameterValue {
+  union {
+    number @0 :Float64;          # float and int parameters
+    flag @1 :Bool;               # bool
+    text @2 :Text;               # text and choice; for a number also a quantity: "1064 nm"
+  }
+}
+
+struct Parameter {
+  name @0 :Text;
+  kind @1 :ParameterKind;
+  unit @2 :Text;                 # of a number, as pint writes it ("nm", "K/min"); empty: none
+  low @3 :Float64;               # -inf: unbounded
+  high @4 :Float64;              # +inf: unbounded
+  choices @5 :List(Text);        # of a choice
+  writable @6 :Bool;             # false: read-only (for this holder: see Restriction)
+  readable @7 :Bool;             # false: write-only (the instrument cannot report it)
+  description @8 :Text;
+  channel @9 :Text;              # of a multi-channel instrument; empty: the instrument
+}
+
+struct ParameterChange {
+  instrument @0 :Text;           # "tc" or "tc/A"
+  parameter @1 :Text;
+  value @2 :ParameterValue;
+  unit @3 :Text;
+  by @4 :Text;                   # who set it: "rpc", "script <name> run <id>"
+  timestamp @5 :Float64;
+}
+
+interface ParameterWatcher {
+  changed @0 (change :ParameterChange);
+}
+
+interface Configurable {
+  parameters @0 () -> (parameters :List(Parameter));
+  get @1 (name :Text) -> (value :ParameterValue);
+  set @2 (name :Text, value :ParameterValue, unit :Text) -> (value :ParameterValue);
+      # unit: of value.number ("nm"), converted to the parameter's; empty: its own unit.
+      # Returns the value the instrument holds afterwards (read back where it can be).
+      # Every set is recorded on the stream "<instrument>/parameters".
+  watch @3 (watcher :ParameterWatcher) -> (subscription :Subscription);
+      # every set made through the daemon from now on, one call in flight
+}
+
+interface WavelengthTunable {
+  wavelength @0 () -> (nm :Float64);
+  setWavelength @1 (nm :Float64);
+}
+
+interface TemperatureController {
+  temperatureSetpoint @0 () -> (kelvin :Float64);
+  setTemperatureSetpoint @1 (kelvin :Float64);
+  rampRate @2 () -> (kelvinPerMin :Float64);     # 0: the set point jumps
+  setRampRate @3 (kelvinPerMin :Float64);
+  heaterOutput @4 () -> (reading :Reading);      # percent of the heater range
+}
+
 # Every capability of one instrument; a field the instrument lacks is left null.
 struct Capabilities {
   movable @0 :Movable;
@@ -169,6 +239,9 @@ struct Capabilities {
   voltageSource @9 :VoltageSource;
   switchable @10 :Switchable;
   faultInjectable @11 :FaultInjectable;
+  configurable @12 :Configurable;
+  wavelengthTunable @13 :WavelengthTunable;
+  temperatureController @14 :TemperatureController;
 }
 
 # ---------------------------------------------------------------- live data
@@ -230,6 +303,16 @@ struct Restriction {
   position @2 :Range;            # Movable targets; null: unrestricted
   voltage @3 :Range;             # VoltageSource set points; null: unrestricted
   current @4 :Range;             # VoltageSource current limits; null: unrestricted
+  parameters @5 :List(ParameterLimit);   # per parameter; absent: as the parent allows
+}
+
+# What a restricted holder may do with one parameter. Like the ranges above, it only
+# narrows: the daemon checks it in the instrument's owner task, atomically with the set.
+struct ParameterLimit {
+  name @0 :Text;
+  readOnly @1 :Bool;             # the holder may read it, never set it
+  range @2 :Range;               # numbers: the values it may set; null: any
+  choices @3 :List(Text);        # choices: those it may set; empty: any
 }
 
 interface Revoker {

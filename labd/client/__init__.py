@@ -11,6 +11,7 @@ Blocking (scripts, Jupyter)::
     lab = labd.client.connect_blocking()
     stage = lab.instrument("stage").get(Movable)
     stage.move_abs(3.0)
+    lab.instrument("meter").parameters["wavelength"].set(1064, "nm")
 """
 
 from labd.client.blocking import BlockingLab, connect_blocking, redeem_blocking
@@ -26,7 +27,8 @@ from labd.client.lab import (
     connect,
     redeem,
 )
-from labd.contract.restriction import Restriction
+from labd.client.parameters import ParameterChange, Parameters
+from labd.contract.restriction import ParameterLimit, Restriction
 
 __all__ = [
     "BlockingLab",
@@ -36,6 +38,9 @@ __all__ = [
     "Lab",
     "Message",
     "NoDaemon",
+    "ParameterChange",
+    "ParameterLimit",
+    "Parameters",
     "Restriction",
     "ShareInfo",
     "StateChange",

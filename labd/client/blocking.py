@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import pyarrow as pa
 
+from capabilities import Parameter, ParameterValue
 from labd.client.lab import (
     InstrumentInfo,
     Message,
@@ -68,7 +69,61 @@ class BlockingRevoker(_Handle):
         self._call("revoke")
 
 
+class BlockingParameters(_Handle):
+    """``inst.parameters`` with blocking calls: ``inst.parameters["gain"].set(4)``."""
+
+    def list(self) -> list[Parameter]:
+        described: list[Parameter] = self._call("list")
+        return described
+
+    def describe(self, name: str) -> Parameter:
+        parameter: Parameter = self._call("describe", name)
+        return parameter
+
+    def get(self, name: str) -> ParameterValue:
+        value: ParameterValue = self._call("get", name)
+        return value
+
+    def set(self, name: str, value: ParameterValue, unit: str = "") -> ParameterValue:
+        """See :meth:`labd.client.parameters.Parameters.set`."""
+        held: ParameterValue = self._call("set", name, value, unit)
+        return held
+
+    def __getitem__(self, name: str) -> BlockingParameter:
+        return BlockingParameter(self, name)
+
+    def watch(self) -> BlockingSubscription:
+        """Every parameter set on the instrument from now on, as ParameterChange."""
+
+        async def enter(parameters: Any) -> Any:
+            return await (await parameters.watch()).__aenter__()
+
+        return BlockingSubscription(self._portal, self._derive_async(enter))
+
+
+class BlockingParameter:
+    """One parameter, with blocking calls."""
+
+    def __init__(self, parameters: BlockingParameters, name: str) -> None:
+        self._parameters = parameters
+        self.name = name
+
+    def describe(self) -> Parameter:
+        return self._parameters.describe(self.name)
+
+    def get(self) -> ParameterValue:
+        return self._parameters.get(self.name)
+
+    def set(self, value: ParameterValue, unit: str = "") -> ParameterValue:
+        return self._parameters.set(self.name, value, unit)
+
+
 class BlockingInstrument(_Handle):
+    @property
+    def parameters(self) -> BlockingParameters:
+        """Its settings by name (docs/parameters.md)."""
+        return BlockingParameters(self._portal, self._derive(lambda inst: inst.parameters))
+
     def info(self) -> InstrumentInfo:
         info: InstrumentInfo = self._call("info")
         return info

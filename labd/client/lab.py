@@ -22,6 +22,7 @@ from labd.aio import to_trio
 from labd.client.bulk import BulkReader, BulkUnavailable
 from labd.client.feed import _deliver, _Feed
 from labd.client.link import Link, open_link
+from labd.client.parameters import Parameters
 from labd.client.remote import REMOTES
 from labd.client.replay import (
     CHUNK_BYTES,
@@ -193,6 +194,14 @@ class Instrument:
         self._cap = cap
         self.name = name
         self._caps: Any = None
+        self._parameters: Parameters | None = None
+
+    @property
+    def parameters(self) -> Parameters:
+        """Its settings by name: ``await inst.parameters["gain"].set(4)`` (docs/parameters.md)."""
+        if self._parameters is None:
+            self._parameters = Parameters(self)
+        return self._parameters
 
     async def info(self) -> InstrumentInfo:
         info = info_from_wire((await self._link.call(self._cap.info)).info)

@@ -13,6 +13,7 @@ from typing import Any
 from capabilities import CoolerState, Frame, FrameFormat, Limits, Reading, Roi, SupplyReadback
 from labd import records
 from labd.client.link import Link
+from labd.client.parameters import RemoteConfigurable
 from labd.contract import convert
 
 
@@ -145,8 +146,36 @@ class RemoteFaultInjectable(_Remote):
         await self._call(lambda: self._cap.injectFault(kind))
 
 
+class RemoteWavelengthTunable(_Remote):
+    async def wavelength(self) -> float:
+        nm: float = (await self._call(self._cap.wavelength)).nm
+        return nm
+
+    async def set_wavelength(self, nm: float) -> None:
+        await self._call(lambda: self._cap.setWavelength(nm))
+
+
+class RemoteTemperatureController(_Remote):
+    async def temperature_setpoint(self) -> float:
+        kelvin: float = (await self._call(self._cap.temperatureSetpoint)).kelvin
+        return kelvin
+
+    async def set_temperature_setpoint(self, kelvin: float) -> None:
+        await self._call(lambda: self._cap.setTemperatureSetpoint(kelvin))
+
+    async def ramp_rate(self) -> float:
+        rate: float = (await self._call(self._cap.rampRate)).kelvinPerMin
+        return rate
+
+    async def set_ramp_rate(self, kelvin_per_min: float) -> None:
+        await self._call(lambda: self._cap.setRampRate(kelvin_per_min))
+
+    async def heater_output(self) -> Reading:
+        return convert.reading_from((await self._call(self._cap.heaterOutput)).reading)
+
+
 #: capability name -> (field of the wire ``Capabilities`` struct, client class)
-REMOTES: dict[str, tuple[str, type[_Remote]]] = {
+REMOTES: dict[str, tuple[str, type[_Remote | RemoteConfigurable]]] = {
     "Movable": ("movable", RemoteMovable),
     "Stoppable": ("stoppable", RemoteStoppable),
     "Readable": ("readable", RemoteReadable),
@@ -159,4 +188,7 @@ REMOTES: dict[str, tuple[str, type[_Remote]]] = {
     "VoltageSource": ("voltageSource", RemoteVoltageSource),
     "Switchable": ("switchable", RemoteSwitchable),
     "FaultInjectable": ("faultInjectable", RemoteFaultInjectable),
+    "Configurable": ("configurable", RemoteConfigurable),
+    "WavelengthTunable": ("wavelengthTunable", RemoteWavelengthTunable),
+    "TemperatureController": ("temperatureController", RemoteTemperatureController),
 }

@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
-from capabilities import CoolerState, FrameFormat, Limits, Reading, Roi, SupplyReadback
+from capabilities import (
+    CoolerState,
+    FrameFormat,
+    Limits,
+    Parameter,
+    ParameterValue,
+    Reading,
+    Roi,
+    SupplyReadback,
+)
 
 
 def reading_to(struct: Any, reading: Reading) -> None:
@@ -63,3 +73,61 @@ def readback_from(struct: Any) -> SupplyReadback:
         current=reading_from(struct.current),
         in_compliance=struct.inCompliance,
     )
+
+
+def parameter_to(struct: Any, parameter: Parameter) -> None:
+    struct.name = parameter.name
+    struct.kind = parameter.kind
+    struct.unit = parameter.unit
+    struct.low = -math.inf if parameter.low is None else parameter.low
+    struct.high = math.inf if parameter.high is None else parameter.high
+    choices = struct.init("choices", len(parameter.choices))
+    for i, choice in enumerate(parameter.choices):
+        choices[i] = choice
+    struct.writable = parameter.writable
+    struct.readable = parameter.readable
+    struct.description = parameter.description
+    struct.channel = parameter.channel
+
+
+def parameter_from(struct: Any) -> Parameter:
+    return Parameter(
+        name=struct.name,
+        kind=str(struct.kind),
+        unit=struct.unit,
+        low=None if struct.low == -math.inf else struct.low,
+        high=None if struct.high == math.inf else struct.high,
+        choices=tuple(struct.choices),
+        writable=struct.writable,
+        readable=struct.readable,
+        description=struct.description,
+        channel=struct.channel,
+    )
+
+
+def parameter_value_to(struct: Any, value: ParameterValue) -> None:
+    """A value into a ``ParameterValue`` union: numbers, flags and text each their own way."""
+    if isinstance(value, bool):
+        struct.flag = value
+    elif isinstance(value, int | float):
+        struct.number = float(value)
+    else:
+        struct.text = str(value)
+
+
+def parameter_value_from(struct: Any) -> float | bool | str:
+    """The union's value (a number comes back as a float; :func:`parameter_value_as`
+    gives it the parameter's type)."""
+    which = struct.which()
+    if which == "number":
+        return float(struct.number)
+    if which == "flag":
+        return bool(struct.flag)
+    return str(struct.text)
+
+
+def parameter_value_as(parameter: Parameter, value: ParameterValue) -> ParameterValue:
+    """``value`` as ``parameter``'s Python type (an int parameter's number as an int)."""
+    if parameter.kind == "int" and isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value

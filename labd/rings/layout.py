@@ -44,7 +44,7 @@ HEADER_WORDS = 16
 STATE_OPEN = 1
 STATE_CLOSED = 2
 
-KINDS = ("readings", "frames", "results")
+KINDS = ("readings", "frames", "results", "parameters")
 
 # Slot index: one 64-byte entry (a cache line) per slot.
 I_LOCK = 0  # 2*seq stable, 2*seq + 1 being written, 0 never written

@@ -15,19 +15,24 @@ carries ``FaultInjectable`` (:func:`granted`).
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import trio
 
-from capabilities import Frame
-from labd import records
-from labd.aio import to_trio
+from capabilities import Frame, InvalidRequest
+from labd import parameters, records
+from labd.aio import aio, to_trio
 from labd.contract import convert, schema
 from labd.contract.errors import to_wire_error
+from labd.parameters import Change, ParameterLog
 from labd.rpc.ipc import ipc_buffer
 from labd.rpc.policy import Policy
+from labd.rpc.subscriptions import SubscriptionServer, failure_text
 from labd.supervisor import InstrumentHandle
+
+log = logging.getLogger("labd.rpc")
 
 _s: Any = schema.load()
 
@@ -35,10 +40,18 @@ _s: Any = schema.load()
 class Target:
     """One instrument as seen through one capability holder's policy."""
 
-    def __init__(self, handle: InstrumentHandle, policy: Policy, nursery: trio.Nursery) -> None:
+    def __init__(
+        self,
+        handle: InstrumentHandle,
+        policy: Policy,
+        nursery: trio.Nursery,
+        parameter_log: ParameterLog | None = None,
+    ) -> None:
         self.handle = handle
         self.policy = policy
         self.nursery = nursery
+        self.parameter_log = parameter_log
+        """Where parameter sets are recorded and watched; None: a server without streams."""
 
     async def run(self, afn: Callable[[], Awaitable[Any]]) -> Any:
         """Run the Trio function ``afn`` for an RPC; errors leave as :class:`WireError`."""
@@ -60,6 +73,10 @@ class Target:
             return await self.handle.call(method, *args, guard=guard)
 
         return await self.run(checked)
+
+    def guard_for(self, method: str, *, mutates: bool) -> Any:
+        self.policy.check_call(method, mutates=mutates)
+        return self.policy.guard(method, mutates=mutates) if self.policy.is_restricted else None
 
 
 class MovableServer(_s.Movable.Server):  # type: ignore[misc]
@@ -223,6 +240,119 @@ class FaultInjectableServer(_s.FaultInjectable.Server):  # type: ignore[misc]
         await self._t.call("inject_fault", kind, mutates=True)
 
 
+class ConfigurableServer(_s.Configurable.Server):  # type: ignore[misc]
+    """Parameters by name, through :mod:`labd.parameters` (units, read-back, recording)."""
+
+    def __init__(self, target: Target) -> None:
+        self._t = target
+
+    async def parameters(self, _context: Any, **_: Any) -> None:
+        async def listed() -> list[Any]:
+            self._t.policy.check_alive()
+            return [self._t.policy.narrow(p) for p in await parameters.describe(self._t.handle)]
+
+        found = await self._t.run(listed)
+        for struct, parameter in zip(
+            _context.results.init("parameters", len(found)), found, strict=True
+        ):
+            convert.parameter_to(struct, parameter)
+
+    async def get(self, name: str, _context: Any, **_: Any) -> None:
+        async def got() -> Any:
+            self._t.policy.check_alive()
+            return await parameters.get_value(self._t.handle, name)
+
+        convert.parameter_value_to(_context.results.value, await self._t.run(got))
+
+    async def set(self, name: str, value: Any, unit: str, _context: Any, **_: Any) -> None:
+        given = convert.parameter_value_from(value)
+
+        async def done() -> Any:
+            guard = self._t.guard_for("set_parameter", mutates=True)
+            return await parameters.set_value(
+                self._t.handle,
+                name,
+                given,
+                unit=unit,
+                guard=guard,
+                by="rpc",
+                log_to=self._t.parameter_log,
+            )
+
+        convert.parameter_value_to(_context.results.value, await self._t.run(done))
+
+    async def watch(self, watcher: Any, **_: Any) -> Any:
+        self._t.policy.check_alive()
+        log_ = self._t.parameter_log
+        if log_ is None:
+            raise to_wire_error(InvalidRequest("this labd server records no parameter sets"))
+        subscription = SubscriptionServer()
+        self._t.nursery.start_soon(_push_changes, log_, self._t, watcher, subscription)
+        return subscription
+
+
+async def _push_changes(
+    log_: ParameterLog, target: Target, watcher: Any, subscription: SubscriptionServer
+) -> None:
+    """Send every recorded set on the target's instrument to ``watcher``, one at a time,
+    while the holder's capability lives (revoking it ends the watch)."""
+    with subscription.scope, log_.watch(target.handle.name) as changes:
+        async for change in changes:
+            try:
+                target.policy.check_alive()
+                await aio(watcher.changed(_change_to_wire(change)))
+            except Exception as exc:
+                log.debug("parameter watcher gone: %s", failure_text(exc))
+                return
+            subscription.sent += 1
+
+
+def _change_to_wire(change: Change) -> Any:
+    message = _s.ParameterChange.new_message(
+        instrument=change.instrument,
+        parameter=change.parameter,
+        unit=change.unit,
+        by=change.by,
+        timestamp=change.timestamp,
+    )
+    convert.parameter_value_to(message.value, change.value)
+    return message
+
+
+class WavelengthTunableServer(_s.WavelengthTunable.Server):  # type: ignore[misc]
+    def __init__(self, target: Target) -> None:
+        self._t = target
+
+    async def wavelength(self, **_: Any) -> float:
+        nm: float = await self._t.call("wavelength")
+        return nm
+
+    async def setWavelength(self, nm: float, **_: Any) -> None:
+        await self._t.call("set_wavelength", nm, mutates=True)
+
+
+class TemperatureControllerServer(_s.TemperatureController.Server):  # type: ignore[misc]
+    def __init__(self, target: Target) -> None:
+        self._t = target
+
+    async def temperatureSetpoint(self, **_: Any) -> float:
+        kelvin: float = await self._t.call("temperature_setpoint")
+        return kelvin
+
+    async def setTemperatureSetpoint(self, kelvin: float, **_: Any) -> None:
+        await self._t.call("set_temperature_setpoint", kelvin, mutates=True)
+
+    async def rampRate(self, **_: Any) -> float:
+        rate: float = await self._t.call("ramp_rate")
+        return rate
+
+    async def setRampRate(self, kelvinPerMin: float, **_: Any) -> None:
+        await self._t.call("set_ramp_rate", kelvinPerMin, mutates=True)
+
+    async def heaterOutput(self, _context: Any, **_: Any) -> None:
+        convert.reading_to(_context.results.reading, await self._t.call("heater_output"))
+
+
 #: capability name -> (field of the ``Capabilities`` struct, server class)
 SERVERS: dict[str, tuple[str, type[Any]]] = {
     "Movable": ("movable", MovableServer),
@@ -237,6 +367,9 @@ SERVERS: dict[str, tuple[str, type[Any]]] = {
     "VoltageSource": ("voltageSource", VoltageSourceServer),
     "Switchable": ("switchable", SwitchableServer),
     "FaultInjectable": ("faultInjectable", FaultInjectableServer),
+    "Configurable": ("configurable", ConfigurableServer),
+    "WavelengthTunable": ("wavelengthTunable", WavelengthTunableServer),
+    "TemperatureController": ("temperatureController", TemperatureControllerServer),
 }
 
 

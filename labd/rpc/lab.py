@@ -183,19 +183,20 @@ class InstrumentServer(_s.Instrument.Server):  # type: ignore[misc]
     @wire_errors
     async def capabilities(self, _context: Any, **_: Any) -> None:
         self._policy.check_alive()
-        target = Target(self._handle, self._policy, self._session.nursery)
+        services = self._session.services
+        target = Target(self._handle, self._policy, self._session.nursery, services.parameters)
         fill_capabilities(_context.results.capabilities, target)
 
     @wire_errors
     async def restrict(self, restriction: Any, **_: Any) -> Any:
         self._policy.check_alive()
-        child = self._policy.derive(restriction_from_wire(restriction))
+        child = self._policy.derive(Restriction.from_wire(restriction))
         return InstrumentServer(self._session, self._handle, child)
 
     @wire_errors
     async def share(self, restriction: Any, **_: Any) -> tuple[str, Any]:
         self._policy.check_alive()
-        child = self._policy.derive(restriction_from_wire(restriction))
+        child = self._policy.derive(Restriction.from_wire(restriction))
         shares = self._session.services.shares
         share = shares.share(self._handle.name, child)
         return share.token, RevokerServer(shares, share.token)
@@ -278,15 +279,3 @@ def fill_info(info: Any, handle: InstrumentHandle, streams: StreamHub) -> None:
     info.streams = [n for n in streams.names() if n.startswith(handle.name + "/")]
     if last is not None:
         info.lastFault, info.lastFaultAt = last.reason, last.timestamp
-
-
-def restriction_from_wire(struct: Any) -> Restriction:
-    ranges = {
-        quantity: (getattr(struct, quantity).low, getattr(struct, quantity).high)
-        for quantity in ("position", "voltage", "current")
-        if struct._has(quantity)
-    }
-    # 0 (also the unset default) is "never"; anything else must be a lifetime, which
-    # Policy.derive checks (a negative or NaN one used to mean "never" too).
-    expires_in = None if struct.expiresIn == 0 else struct.expiresIn
-    return Restriction(read_only=struct.readOnly, expires_in=expires_in, ranges=ranges)

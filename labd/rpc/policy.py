@@ -21,8 +21,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from capabilities import InvalidRequest, OutOfRange, PermissionDenied
-from labd.contract.restriction import RANGED_QUANTITIES, Restriction
+from capabilities import InvalidRequest, OutOfRange, Parameter, PermissionDenied
+from labd.contract.restriction import RANGED_QUANTITIES, ParameterLimit, Restriction
+from labd.setpoints import PARAMETER_PREFIX
 
 if TYPE_CHECKING:
     from labd.supervisor import Guard
@@ -42,11 +43,13 @@ class Policy:
         read_only: bool = False,
         expires_at: float | None = None,
         ranges: dict[str, tuple[float, float]] | None = None,
+        parameters: dict[str, ParameterLimit] | None = None,
     ) -> None:
         self.parent = parent
         self.read_only = read_only
         self.expires_at = expires_at
         self.ranges = dict(ranges or {})
+        self.parameters = dict(parameters or {})
         self.revoked = False
         self.shared = False
         """Handed out as a sharing token (set by :meth:`ShareRegistry.share`)."""
@@ -60,6 +63,12 @@ class Policy:
                 )
             if not low <= high:
                 raise OutOfRange(f"{quantity} range [{low:g}, {high:g}] is empty (low > high)")
+        for name, limit in restriction.parameters.items():
+            if not name:
+                raise InvalidRequest("a parameter limit names no parameter")
+            if limit.range is not None and not limit.range[0] <= limit.range[1]:
+                low, high = limit.range
+                raise OutOfRange(f"parameter {name} range [{low:g}, {high:g}] is empty")
         expires_at = None
         if restriction.expires_in is not None:
             expires_in = restriction.expires_in
@@ -70,7 +79,11 @@ class Policy:
                 )
             expires_at = time.time() + expires_in
         return Policy(
-            self, read_only=restriction.read_only, expires_at=expires_at, ranges=restriction.ranges
+            self,
+            read_only=restriction.read_only,
+            expires_at=expires_at,
+            ranges=restriction.ranges,
+            parameters=restriction.parameters,
         )
 
     def chain(self) -> list[Policy]:
@@ -105,6 +118,46 @@ class Policy:
             return None
         return max(b[0] for b in bounds), min(b[1] for b in bounds)
 
+    def parameter_limits(self, name: str) -> list[ParameterLimit]:
+        """The limits on parameter ``name`` along the chain (each must hold)."""
+        return [p.parameters[name] for p in self.chain() if name in p.parameters]
+
+    def narrow(self, parameter: Parameter) -> Parameter:
+        """``parameter`` as this holder sees it: the range and choices it may set, and
+        not writable where it may not set it."""
+        for limit in self.parameter_limits(parameter.name):
+            low, high = limit.range if limit.range is not None else (None, None)
+            parameter = parameter.narrowed(
+                low=low,
+                high=high,
+                choices=limit.choices or None,
+                writable=not limit.read_only,
+            )
+        if self.effective_read_only:
+            parameter = parameter.narrowed(writable=False)
+        return parameter
+
+    def check_parameter(self, name: str, value: object) -> None:
+        """Refuse setting parameter ``name`` to ``value`` beyond what this holder may."""
+        for limit in self.parameter_limits(name):
+            if limit.read_only:
+                raise PermissionDenied(
+                    f"set {name}: this restricted capability may read {name}, not set it"
+                )
+            number = isinstance(value, int | float) and not isinstance(value, bool)
+            if limit.range is not None and number:
+                low, high = limit.range
+                if not low <= value <= high:  # type: ignore[operator]
+                    raise OutOfRange(
+                        f"set {name}: {value:g} is outside [{low:g}, {high:g}], the range this"
+                        " restricted capability allows"
+                    )
+            if limit.choices and value not in limit.choices:
+                raise OutOfRange(
+                    f"set {name}: {value!r} is not one this restricted capability may set"
+                    f" (it may: {', '.join(limit.choices)})"
+                )
+
     def check_alive(self) -> None:
         """Raise PermissionDenied if this capability (or one it derives from) was revoked or expired."""
         now = time.time()
@@ -134,10 +187,13 @@ class Policy:
     def guard(self, method: str, *, mutates: bool) -> Guard:
         """The check of one call as the owner task runs it (see the module docstring)."""
 
-        def check(leaves: Mapping[str, float]) -> None:
+        def check(leaves: Mapping[str, object]) -> None:
             self.check_call(method, mutates=mutates)
             for quantity, value in leaves.items():
-                self.check_value(method, quantity, value)
+                if quantity.startswith(PARAMETER_PREFIX):
+                    self.check_parameter(quantity.removeprefix(PARAMETER_PREFIX), value)
+                elif isinstance(value, int | float):
+                    self.check_value(method, quantity, float(value))
 
         return check
 

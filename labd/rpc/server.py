@@ -110,6 +110,7 @@ async def serve_rpc(
         token_hint=str(token_path),
         scripts=getattr(daemon, "scripts", None),
         data=daemon if isinstance(daemon, RecordedData) else None,
+        parameters=getattr(daemon, "parameters", None),
     )
     wrong_tokens = WrongTokens(limits.wrong_tokens_per_peer)
     listeners: list[socket.socket] = []

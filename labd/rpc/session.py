@@ -18,6 +18,7 @@ from labd.streams import StreamHub
 from labd.supervisor import Supervisor
 
 if TYPE_CHECKING:
+    from labd.parameters import ParameterLog
     from labd.rpc.replay import RecordedData
     from labd.scripting import ScriptEngine
 
@@ -37,6 +38,8 @@ class Services:
     """The daemon's script engine; None for a server without one (benchmarks)."""
     data: RecordedData | None = None
     """The daemon's rings and persister (replay, dataInfo); None for a server without them."""
+    parameters: ParameterLog | None = None
+    """Where parameter sets are recorded and watched; None for a server without streams."""
 
 
 @dataclass

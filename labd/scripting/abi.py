@@ -65,6 +65,8 @@ class Kind(enum.IntEnum):
     TEMPERATURE_SENSOR = 6
     VOLTAGE_SOURCE = 7
     SWITCHABLE = 8
+    CONFIGURABLE = 9
+    """Named parameters (``param_*``): a power meter's wavelength, a camera's gain."""
 
     @property
     def protocol(self) -> type[Any]:
@@ -81,6 +83,7 @@ _PROTOCOLS: dict[Kind, type[Any]] = {
     Kind.TEMPERATURE_SENSOR: caps.TemperatureSensor,
     Kind.VOLTAGE_SOURCE: caps.VoltageSource,
     Kind.SWITCHABLE: caps.Switchable,
+    Kind.CONFIGURABLE: caps.Configurable,
 }
 
 
@@ -149,6 +152,11 @@ IMPORTS: dict[str, tuple[str, str]] = {
     # Switchable
     "switch_set": ("ii", "i"),
     "switch_get": ("i", "i"),
+    # Configurable (added after v1's first release: appended, never renumbered)
+    "param_get_f64": ("iiii", "i"),
+    "param_set_f64": ("iiiF", "i"),
+    "param_get_text": ("iiiii", "i"),
+    "param_set_text": ("iiiii", "i"),
 }
 
 #: The imports of WASI preview 1 a guest may use (Go's runtime needs them); the host

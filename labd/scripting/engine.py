@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 import trio
 
@@ -20,12 +21,20 @@ from labd.scripting.limits import RunLimits
 from labd.scripting.run import ResultsSink, Run
 from labd.scripting.store import ScriptStore
 
+if TYPE_CHECKING:
+    from labd.parameters import ParameterLog
+
 KEEP_FINISHED = 100
 """Finished runs remembered for ``runs()``/``get_run()``."""
 
 
 class ScriptEngine:
-    """Runs scripts from ``store`` against the instruments ``resolver`` hands out."""
+    """Runs scripts from ``store`` against the instruments ``resolver`` hands out.
+
+    ``parameter_log``: where runs' parameter sets are recorded (the daemon's, so they land
+    on ``<instrument>/parameters`` with ``by = "script <name> run <id>"``); None records
+    nothing, for tools and tests without streams.
+    """
 
     def __init__(
         self,
@@ -35,12 +44,14 @@ class ScriptEngine:
         max_concurrent: int = 4,
         limits: RunLimits | None = None,
         on_results: ResultsSink | None = None,
+        parameter_log: ParameterLog | None = None,
     ) -> None:
         self.store = store
         self.default_limits = limits or RunLimits()
         self.limiter = trio.CapacityLimiter(max_concurrent)
         self._resolver = resolver
         self._on_results = on_results
+        self.parameter_log = parameter_log
         self._nursery: trio.Nursery | None = None
         self._runs: OrderedDict[int, Run] = OrderedDict()
         self._next_id = 1
@@ -81,6 +92,7 @@ class ScriptEngine:
             limits=limits or self.default_limits,
             limiter=self.limiter,
             on_results=self._on_results,
+            parameter_log=self.parameter_log,
         )
         self._next_id += 1
         self._runs[run.id] = run

@@ -12,9 +12,9 @@ from __future__ import annotations
 import math
 import struct
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import numpy as np
 import trio
@@ -25,8 +25,11 @@ from capabilities import (
     DeviceTimeout,
     Frame,
     InvalidRequest,
+    Parameter,
+    ParameterValue,
     PermissionDenied,
 )
+from labd import parameters
 from labd.errors import (
     CallTimeout,
     CapabilityMissing,
@@ -40,12 +43,26 @@ from labd.scripting.control import RunControl, Stopped
 from labd.scripting.grants import Grants
 from labd.scripting.limits import RunLimits
 
+if TYPE_CHECKING:
+    from labd.parameters import ParameterLog
+    from labd.supervisor import InstrumentHandle
+
+T = TypeVar("T")
+
 Resolver = Callable[[str, type[Any]], object]
 """``(instrument name, capability Protocol) -> object implementing it``; raises
-:class:`~labd.errors.UnknownInstrument` or :class:`~labd.errors.CapabilityMissing`."""
+:class:`~labd.errors.UnknownInstrument` or :class:`~labd.errors.CapabilityMissing`.
+
+For :class:`~capabilities.Configurable` it returns the instrument's handle instead (an
+:class:`~labd.supervisor.InstrumentHandle`, or anything with its ``name``, ``channel``
+and ``call``): parameters go through :mod:`labd.parameters`, which describes, converts,
+checks and records a set on the handle, never on a bare driver (docs/scripting.md)."""
 
 _U32 = 0xFFFF_FFFF
 _MAX_NAME = 256
+_MAX_PARAMETER_TEXT = 4096
+_NUMERIC = ("float", "int", "bool")
+"""Parameter kinds that cross as f64 (a bool as 1/0)."""
 _F64 = struct.Struct("<d")
 _VALTYPE = {"i": wasmtime.ValType.i32, "I": wasmtime.ValType.i64, "F": wasmtime.ValType.f64}
 
@@ -100,6 +117,8 @@ class Host:
         limits: RunLimits,
         emit_log: Callable[[LogLevel, str], None],
         emit_result: Callable[[str, float], None],
+        by: str = "script",
+        parameter_log: ParameterLog | None = None,
     ) -> None:
         self._control = control
         self._resolver = resolver
@@ -108,6 +127,9 @@ class Host:
         self._limits = limits
         self._emit_log = emit_log
         self._emit_result = emit_result
+        self._by = by
+        """Who a parameter set is recorded as: ``script <name> run <id>``."""
+        self._parameter_log = parameter_log
         self.memory: wasmtime.Memory | None = None
         self.last_error = ""
         self._handles: list[_Handle] = []
@@ -355,6 +377,128 @@ class Host:
 
     def _switch_get(self, caller: wasmtime.Caller, h: int) -> int:
         return 1 if self._invoke(h, Kind.SWITCHABLE, "is_on") else 0
+
+    # --- Configurable -------------------------------------------------------------------
+    # Every call goes through labd.parameters, as the RPC server's do: the same coercion,
+    # checks and recording (docs/scripting.md, "Parameters"). One hop into Trio per call:
+    # the description and the get/set run together there.
+
+    def _on_parameter(
+        self,
+        caller: wasmtime.Caller,
+        handle: int,
+        name_ptr: int,
+        name_len: int,
+        what: str,
+        afn: Callable[[InstrumentHandle, Parameter], Awaitable[T]],
+    ) -> T:
+        h = self._handle(handle, Kind.CONFIGURABLE)
+        name = self._text(caller, name_ptr, name_len, "parameter name")
+        target = cast("InstrumentHandle", h.target)  # see Resolver: a handle, not a proxy
+
+        async def described() -> T:
+            known = await parameters.describe(target)
+            for parameter in known:
+                if parameter.name == name:
+                    return await afn(target, parameter)
+            names = ", ".join(p.name for p in known) or "none"
+            raise GuestError(
+                Errno.E_NOTFOUND,
+                f"{what}: {h.instrument} has no parameter {name!r} (its parameters: {names})",
+            )
+
+        try:
+            return self._control.call(described)
+        except GuestError:
+            raise
+        except Exception as e:
+            raise GuestError(errno_for(e), f"{what} on {h.instrument}: {e}") from None
+
+    @staticmethod
+    def _numeric(parameter: Parameter, what: str, instead: str) -> None:
+        if parameter.kind not in _NUMERIC:
+            raise GuestError(
+                Errno.E_KIND,
+                f"{what}: {parameter.name} is a {parameter.kind} parameter, not a number;"
+                f" use {instead}",
+            )
+
+    async def _set(self, target: InstrumentHandle, parameter: Parameter, value: object) -> None:
+        await parameters.set_value(
+            target, parameter.name, value, by=self._by, log_to=self._parameter_log
+        )
+
+    def _param_get_f64(
+        self, caller: wasmtime.Caller, h: int, name_ptr: int, name_len: int, out: int
+    ) -> int:
+        self._span(caller, out, _F64.size, "output f64")  # before the instrument is asked
+
+        async def get(target: InstrumentHandle, parameter: Parameter) -> ParameterValue:
+            self._numeric(parameter, "param_get_f64", "param_get_text")
+            return await parameters.get_value(target, parameter.name)
+
+        value = self._on_parameter(caller, h, name_ptr, name_len, "param_get_f64", get)
+        self.write(caller, out, _F64.pack(float(value)), "output f64")
+        return 0
+
+    def _param_set_f64(
+        self, caller: wasmtime.Caller, h: int, name_ptr: int, name_len: int, value: float
+    ) -> int:
+        async def put(target: InstrumentHandle, parameter: Parameter) -> None:
+            self._numeric(parameter, "param_set_f64", "param_set_text")
+            given: object = value
+            if parameter.kind == "bool":
+                if math.isnan(value):
+                    raise GuestError(
+                        Errno.E_INVAL,
+                        f"param_set_f64: {parameter.name} is a bool: give 1 (on) or 0 (off)",
+                    )
+                given = value != 0
+            await self._set(target, parameter, given)
+
+        self._on_parameter(caller, h, name_ptr, name_len, "param_set_f64", put)
+        return 0
+
+    def _param_get_text(
+        self, caller: wasmtime.Caller, h: int, name_ptr: int, name_len: int, buf: int, cap: int
+    ) -> int:
+        self._span(caller, buf, cap, "parameter text buffer")
+
+        async def get(target: InstrumentHandle, parameter: Parameter) -> str:
+            text = parameters.text_of(await parameters.get_value(target, parameter.name))
+            # A number comes with its unit, so it reads (and sets back) as a quantity.
+            if parameter.unit and parameter.kind in ("float", "int"):
+                text += f" {parameter.unit}"
+            return text
+
+        data = self._on_parameter(caller, h, name_ptr, name_len, "param_get_text", get).encode()
+        self.write(caller, buf, data[: cap & _U32], "parameter text buffer")
+        return len(data)
+
+    def _param_set_text(
+        self,
+        caller: wasmtime.Caller,
+        h: int,
+        name_ptr: int,
+        name_len: int,
+        val_ptr: int,
+        val_len: int,
+    ) -> int:
+        self._span(caller, val_ptr, val_len, "parameter value")
+        if val_len & _U32 > _MAX_PARAMETER_TEXT:
+            raise GuestError(
+                Errno.E_INVAL, f"parameter value is longer than {_MAX_PARAMETER_TEXT} bytes"
+            )
+        try:
+            text = self.read(caller, val_ptr, val_len, "parameter value").decode("utf-8")
+        except UnicodeDecodeError:
+            raise GuestError(Errno.E_INVAL, "parameter value is not valid UTF-8") from None
+
+        async def put(target: InstrumentHandle, parameter: Parameter) -> None:
+            await self._set(target, parameter, text)
+
+        self._on_parameter(caller, h, name_ptr, name_len, "param_set_text", put)
+        return 0
 
     # --- general ------------------------------------------------------------------------
 

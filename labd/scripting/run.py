@@ -14,6 +14,7 @@ import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
 import trio
@@ -28,6 +29,9 @@ from labd.scripting.host import Host, Resolver
 from labd.scripting.limits import RunLimits
 from labd.scripting.results import Result, results_to_batch
 from labd.scripting.store import ScriptVersion, wasm_config
+
+if TYPE_CHECKING:
+    from labd.parameters import ParameterLog
 
 LOG_HISTORY = 10_000
 """Log lines a run keeps for late readers; older ones are forgotten (and counted)."""
@@ -74,6 +78,7 @@ class Run:
         limits: RunLimits,
         limiter: trio.CapacityLimiter,
         on_results: ResultsSink | None = None,
+        parameter_log: ParameterLog | None = None,
     ) -> None:
         self.id = run_id
         self.script = script
@@ -108,6 +113,8 @@ class Run:
             limits=limits,
             emit_log=self._log_from_guest,
             emit_result=self._result_from_guest,
+            by=f"script {script.name} run {run_id}",
+            parameter_log=parameter_log,
         )
 
     def __repr__(self) -> str:

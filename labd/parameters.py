@@ -1,0 +1,225 @@
+"""Parameters in the daemon: one way to read, set and record an instrument's settings.
+
+Every surface that sets a parameter — the RPC ``Configurable`` server, a WASM script,
+the CLI through RPC — comes here (docs/parameters.md). A set:
+
+1. turns what the person wrote into the parameter's type and unit (:func:`coerce`:
+   ``"1064 nm"``, ``1.064`` with unit ``"um"``, ``"on"``), refusing a wrong dimension;
+2. runs as one call in the instrument's owner task, with the holder's guard: the
+   restriction's read-only flag, range and choices per parameter are checked there,
+   atomically with the set (:class:`labd.rpc.policy.Policy`);
+3. reads the value back where the instrument can report it, and records it on the
+   instrument's ``<instrument>/parameters`` stream, so the ring, the files and replay
+   say which setting held when.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+
+import pyarrow as pa
+import trio
+
+from capabilities import InvalidRequest, Parameter, ParameterValue, now
+from capabilities.parameters import find
+from labd.streams import Stream, StreamHub
+from labd.supervisor import Guard, InstrumentHandle, Supervisor
+from labd.values import BadValue, to_unit
+
+log = logging.getLogger("labd.parameters")
+
+STREAM = "parameters"
+"""The stream suffix: ``<instrument>/parameters`` (channels' sets included)."""
+
+KIND = "parameters"
+"""The stream kind (:data:`labd.rings.layout.KINDS`)."""
+
+SCHEMA = pa.schema(
+    [
+        pa.field("timestamp", pa.float64()),
+        pa.field("parameter", pa.string()),
+        pa.field("channel", pa.string()),
+        pa.field("value", pa.string()),
+        pa.field("number", pa.float64()),
+        pa.field("unit", pa.string()),
+        pa.field("by", pa.string()),
+    ]
+)
+"""One row per set: the value as text (every kind), as a number where it is one (NaN
+otherwise), and who set it ("rpc", "script <name> run <id>")."""
+
+_TRUE = {"true", "on", "yes", "1"}
+_FALSE = {"false", "off", "no", "0"}
+
+WATCH_BUFFER = 256
+"""Changes a watcher may lag behind before it misses some (it is told how many)."""
+
+
+def coerce(parameter: Parameter, value: object, unit: str = "") -> ParameterValue:
+    """``value`` (as a client or a person gave it) as ``parameter``'s checked value.
+
+    A number may come with ``unit`` or as a quantity string (``"1064 nm"``, ``"20 ms"``)
+    in any unit of the parameter's dimension; a bool as ``true/false/on/off/yes/no/1/0``;
+    a choice in any letter case. Raises InvalidRequest/OutOfRange with the reason.
+    """
+    try:
+        if parameter.kind in ("float", "int"):
+            value = _number(parameter, value, unit)
+        elif unit:
+            raise InvalidRequest(f"{parameter.name} is {parameter.kind}: it takes no unit")
+        elif (
+            parameter.kind == "bool"
+            and isinstance(value, str | int)
+            and not isinstance(value, bool)
+        ):
+            word = str(value).strip().lower()
+            if word not in _TRUE | _FALSE:
+                raise InvalidRequest(f"{parameter.name}: expected true or false, got {value!r}")
+            value = word in _TRUE
+        elif parameter.kind == "choice" and isinstance(value, str):
+            value = next((c for c in parameter.choices if c.lower() == value.lower()), value)
+    except BadValue as e:
+        raise InvalidRequest(f"{parameter.name}: {e}") from None
+    return parameter.check(value)
+
+
+def _number(parameter: Parameter, value: object, unit: str) -> object:
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            value = float(text)
+        except ValueError:
+            if unit:
+                raise InvalidRequest(
+                    f"{parameter.name}: give a number with unit {unit!r}, or a quantity"
+                    f" such as '{text}' alone, not both"
+                ) from None
+            return to_unit(text, parameter.unit or "dimensionless")
+    if unit and not isinstance(value, bool) and isinstance(value, int | float):
+        if not math.isfinite(value):
+            return value  # Parameter.check says what is wrong with it
+        return to_unit(f"{value!r} {unit}", parameter.unit or "dimensionless")
+    return value
+
+
+def text_of(value: ParameterValue) -> str:
+    """The value as a person reads it (``true``, ``1064``, ``high``)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return f"{value:.12g}"
+    return str(value)
+
+
+@dataclass(frozen=True)
+class Change:
+    """One recorded set."""
+
+    instrument: str
+    """The handle's name: ``tc`` or ``tc/A``."""
+    parameter: str
+    value: ParameterValue
+    unit: str
+    by: str
+    timestamp: float
+
+
+class ParameterLog:
+    """The ``<instrument>/parameters`` streams of one daemon and their live watchers."""
+
+    def __init__(self, supervisor: Supervisor, hub: StreamHub) -> None:
+        self._streams: dict[str, Stream] = {}
+        for handle in supervisor.handles():
+            root = handle.name.split("/")[0]
+            if "Configurable" in handle.capabilities and root not in self._streams:
+                self._streams[root] = hub.create(f"{root}/{STREAM}", SCHEMA, KIND)
+        self._watchers: dict[str, list[trio.MemorySendChannel[Change]]] = {}
+
+    def record(self, handle: InstrumentHandle, parameter: Parameter, change: Change) -> None:
+        stream = self._streams.get(handle.name.split("/")[0])
+        if stream is not None:
+            number = (
+                float(change.value)
+                if isinstance(change.value, int | float) and not isinstance(change.value, bool)
+                else math.nan
+            )
+            stream.publish(
+                pa.record_batch(
+                    [
+                        pa.array([change.timestamp], pa.float64()),
+                        pa.array([change.parameter]),
+                        pa.array([handle.channel or ""]),
+                        pa.array([text_of(change.value)]),
+                        pa.array([number], pa.float64()),
+                        pa.array([parameter.unit]),
+                        pa.array([change.by]),
+                    ],
+                    schema=SCHEMA,
+                )
+            )
+        for send in self._watchers.get(handle.name, []):
+            # A watcher that lags misses changes; the stream has them all.
+            with contextlib.suppress(trio.WouldBlock):
+                send.send_nowait(change)
+
+    @contextmanager
+    def watch(self, name: str) -> Iterator[trio.MemoryReceiveChannel[Change]]:
+        """Every change recorded on the handle called ``name`` while the block runs."""
+        send, receive = trio.open_memory_channel[Change](WATCH_BUFFER)
+        self._watchers.setdefault(name, []).append(send)
+        try:
+            yield receive
+        finally:
+            self._watchers[name].remove(send)
+            if not self._watchers[name]:
+                del self._watchers[name]
+
+
+async def describe(handle: InstrumentHandle) -> list[Parameter]:
+    """The parameters of ``handle``, each naming its channel."""
+    parameters: Sequence[Parameter] = await handle.call("parameters")
+    channel = handle.channel or ""
+    return [p if p.channel == channel else replace(p, channel=channel) for p in parameters]
+
+
+async def get_value(handle: InstrumentHandle, name: str) -> ParameterValue:
+    parameter = find(await describe(handle), name, handle.name)
+    if not parameter.readable:
+        raise InvalidRequest(
+            f"{handle.name}: {name} is write-only (the instrument cannot report it);"
+            " its last set is on the stream " + f"{handle.name.split('/')[0]}/{STREAM}"
+        )
+    value: ParameterValue = await handle.call("get_parameter", name)
+    return value
+
+
+async def set_value(
+    handle: InstrumentHandle,
+    name: str,
+    value: object,
+    *,
+    unit: str = "",
+    guard: Guard | None = None,
+    by: str = "rpc",
+    log_to: ParameterLog | None = None,
+) -> ParameterValue:
+    """Set parameter ``name`` of ``handle`` (see the module docstring); the value it holds
+    afterwards (read back when the instrument can report it)."""
+    parameter = find(await describe(handle), name, handle.name)
+    if not parameter.writable:
+        raise InvalidRequest(f"{handle.name}: {name} is read-only")
+    checked = coerce(parameter, value, unit)
+    await handle.call("set_parameter", name, checked, guard=guard)
+    held = checked
+    if parameter.readable:
+        held = await handle.call("get_parameter", name)
+    if log_to is not None:
+        change = Change(handle.name, name, held, parameter.unit, by, now())
+        log_to.record(handle, parameter, change)
+    log.info("%s: %s = %s %s (by %s)", handle.name, name, text_of(held), parameter.unit, by)
+    return held
