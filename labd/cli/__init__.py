@@ -25,6 +25,7 @@ COMMAND_MODULES = [
     "labd.cli.serve",
     "labd.cli.demo",
     "labd.cli.client_cmds",
+    "labd.cli.parameter_cmds",
     "labd.cli.gui_cmd",
     "labd.cli.run_cmd",
     "labd.cli.data_cmds",

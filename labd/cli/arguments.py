@@ -72,3 +72,25 @@ class Interval(argparse.Action):
         if not low < high:
             parser.error(f"argument {option_string}: LOW ({low:g}) must be below HIGH ({high:g})")
         setattr(namespace, self.dest, (low, high))
+
+
+class ParameterRange(argparse.Action):
+    """``--param-range PARAM LOW HIGH`` (repeatable): a name and two finite numbers, LOW
+    not above HIGH; appends ``(PARAM, (LOW, HIGH))``."""
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: object,
+        option_string: str | None = None,
+    ) -> None:
+        assert isinstance(values, list)
+        name, *texts = values
+        try:
+            low, high = (Number().check(text) for text in texts)
+        except BadValue as e:
+            parser.error(f"argument {option_string} {name}: {e}")
+        if not low <= high:
+            parser.error(f"argument {option_string} {name}: LOW ({low:g}) is above HIGH ({high:g})")
+        getattr(namespace, self.dest).append((name, (low, high)))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 import time
 from collections import deque
@@ -21,7 +22,7 @@ from labd.cli.connection import (
 from labd.values import DAY_S, Number, duration
 
 if TYPE_CHECKING:
-    from labd.client import BlockingLab
+    from labd.client import BlockingLab, ParameterLimit
 
 #: A position or range bound: any finite number, in the instrument's own unit.
 COORDINATE = Number()
@@ -36,8 +37,7 @@ STATE_STYLE = {"ready": "green", "busy": "cyan", "faulted": "bold red", "restart
 def register(subparsers: Any) -> None:
     def add(name: str, help: str, func: Callable[[BlockingLab, argparse.Namespace], int]) -> Any:
         p = subparsers.add_parser(name, help=help)
-        add_connection_arguments(p)
-        p.set_defaults(func=lambda args: _with_lab(args, func))
+        with_lab(p, func)
         return p
 
     add("ls", "list instruments, their capabilities and state", ls)
@@ -76,6 +76,29 @@ def register(subparsers: Any) -> None:
             metavar=("LOW", "HIGH"),
             help=f"{quantity} set-point range of a VoltageSource, in {unit}",
         )
+    p.add_argument(
+        "--param-range",
+        nargs=3,
+        action=arguments.ParameterRange,
+        default=[],
+        metavar=("PARAM", "LOW", "HIGH"),
+        help="the values a numeric parameter may be set to, in its unit (repeatable)",
+    )
+    p.add_argument(
+        "--param-choices",
+        nargs=2,
+        action="append",
+        default=[],
+        metavar=("PARAM", "A,B,..."),
+        help="the choices a choice parameter may be set to (repeatable)",
+    )
+    p.add_argument(
+        "--param-read-only",
+        action="append",
+        default=[],
+        metavar="PARAM",
+        help="a parameter the holder may read but not set (repeatable)",
+    )
     p.add_argument("--revoke", metavar="TOKEN", help="revoke this sharing token")
     p.add_argument("--list", action="store_true", help="list active sharing tokens")
     p = add("watch", "live readings of an instrument's streams in the terminal", watch)
@@ -86,6 +109,14 @@ def register(subparsers: Any) -> None:
         default=0,
         help="stop after this long (0: Ctrl-C)",
     )
+
+
+def with_lab(
+    parser: argparse.ArgumentParser, func: Callable[[BlockingLab, argparse.Namespace], int]
+) -> None:
+    """Make ``parser``'s command connect to the daemon and run ``func`` with the lab."""
+    add_connection_arguments(parser)
+    parser.set_defaults(func=lambda args: _with_lab(args, func))
 
 
 def _with_lab(
@@ -182,7 +213,12 @@ def share(lab: BlockingLab, args: argparse.Namespace) -> int:
         return 0
     bounds = {"position": args.range, "voltage": args.voltage, "current": args.current}
     ranges = {q: (b[0], b[1]) for q, b in bounds.items() if b}
-    restriction = Restriction(read_only=args.read_only, expires_in=args.expires, ranges=ranges)
+    restriction = Restriction(
+        read_only=args.read_only,
+        expires_in=args.expires,
+        ranges=ranges,
+        parameters=_parameter_limits(args),
+    )
     token, _ = lab.instrument(args.name).share(restriction)
     print(token)
     print(
@@ -191,6 +227,24 @@ def share(lab: BlockingLab, args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     return 0
+
+
+def _parameter_limits(args: argparse.Namespace) -> dict[str, ParameterLimit]:
+    """``--param-range/--param-choices/--param-read-only`` as limits by parameter name."""
+    from labd.client import ParameterLimit
+
+    limits: dict[str, ParameterLimit] = {}
+
+    def update(name: str, **change: Any) -> None:
+        limits[name] = dataclasses.replace(limits.get(name, ParameterLimit()), **change)
+
+    for name, bounds in args.param_range:
+        update(name, range=bounds)
+    for name, choices in args.param_choices:
+        update(name, choices=tuple(c.strip() for c in choices.split(",") if c.strip()))
+    for name in args.param_read_only:
+        update(name, read_only=True)
+    return limits
 
 
 def watch(lab: BlockingLab, args: argparse.Namespace) -> int:
