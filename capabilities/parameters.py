@@ -86,6 +86,11 @@ class Parameter:
             raise OutOfRange(f"{what} {value!r} is not one of: {', '.join(self.choices)}")
         return value
 
+    def show(self, value: ParameterValue) -> str:
+        """``value`` as a person reads it, with the unit: ``1064 nm``, ``true``, ``high``."""
+        text = text_of(value)
+        return f"{text} {self.unit}" if self.unit and self.kind in ("float", "int") else text
+
     def span(self) -> str:
         """The accepted values in words: ``[400, 1800] nm``, ``one of: off, low, high``."""
         if self.kind == "choice":
@@ -124,6 +129,15 @@ class Parameter:
             choices=kept,
             writable=self.writable and writable,
         )
+
+
+def text_of(value: ParameterValue) -> str:
+    """A value as text, the same for every surface: ``true``, ``1064``, ``high``."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return f"{value:.12g}"
+    return str(value)
 
 
 def find(parameters: list[Parameter], name: str, owner: str = "this instrument") -> Parameter:

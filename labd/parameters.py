@@ -27,6 +27,7 @@ import trio
 
 from capabilities import InvalidRequest, Parameter, ParameterValue, now
 from capabilities.parameters import find
+from capabilities.parameters import text_of as text_of  # the one text form (scripts use it)
 from labd.streams import Stream, StreamHub
 from labd.supervisor import Guard, InstrumentHandle, Supervisor
 from labd.values import BadValue, to_unit
@@ -105,15 +106,6 @@ def _number(parameter: Parameter, value: object, unit: str) -> object:
             return value  # Parameter.check says what is wrong with it
         return to_unit(f"{value!r} {unit}", parameter.unit or "dimensionless")
     return value
-
-
-def text_of(value: ParameterValue) -> str:
-    """The value as a person reads it (``true``, ``1064``, ``high``)."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float):
-        return f"{value:.12g}"
-    return str(value)
 
 
 @dataclass(frozen=True)
