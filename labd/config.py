@@ -20,6 +20,9 @@ Example::
     driver = "sim.power_meter"
     stage = "stage"
     integration_time = "5 ms"  # a quantity in any unit of the parameter's dimension
+
+    [instruments.meter.settings] # parameters set after every open (docs/parameters.md)
+    wavelength = "1064 nm"
 """
 
 from __future__ import annotations
@@ -74,7 +77,7 @@ INSTRUMENT_NUMBERS: dict[str, Number] = {
 }
 
 #: Keys of an instrument table that belong to the daemon, not to the driver.
-DAEMON_KEYS = {"driver", *INSTRUMENT_NUMBERS}
+DAEMON_KEYS = {"driver", "settings", *INSTRUMENT_NUMBERS}
 
 #: The numbers of the [restart] table (every key of RestartPolicy).
 RESTART_NUMBERS: dict[str, Number] = {
@@ -156,6 +159,9 @@ class InstrumentSpec:
     frame_fps: float = 0.0
     """How often the daemon snaps frames for the live stream (0: only on demand)."""
     call_timeout_s: float = 10.0
+    settings: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Parameter values set after every open, by channel ("" for the instrument itself),
+    as written in the config (``"1064 nm"``); see docs/parameters.md."""
 
     def create(self) -> object:
         """A fresh driver instance (no I/O happens until its ``open()``).
@@ -461,19 +467,74 @@ class _Checker:
             self.world_names.setdefault(kind, set()).add(str(table.get("name", name)))
         numbers = self.numbers(key, table, INSTRUMENT_NUMBERS)
         params = self.parameters(key, kind, cls, table)
+        settings = self.settings(key, table.get("settings", {}))
         self.note_references(key, kind, cls, params)
         if len(self.problems) > problems_before:
             return None
-        spec = InstrumentSpec(name=name, driver=driver, params=params, **numbers)
+        spec = InstrumentSpec(name=name, driver=driver, params=params, settings=settings, **numbers)
         try:
-            spec.create()
+            instrument = spec.create()
         except Exception as e:  # a driver's own validation of its parameters
             reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             named = [k for k in params if re.search(rf"\b{re.escape(k)}\b", reason)]
             where = f"{key}.{named[0]}" if len(named) == 1 else key
             self.problem(where, f"driver {driver} rejected its parameters: {reason}")
             return None
+        self.check_settings(key, instrument, settings)
+        if len(self.problems) > problems_before:
+            return None
         return spec
+
+    def settings(self, key: str, table: object) -> dict[str, dict[str, Any]]:
+        """``[instruments.X.settings]``: parameter = value, and a sub-table per channel."""
+        where = f"{key}.settings"
+        if not isinstance(table, dict):
+            self.problem(where, f"must be a table of parameter = value; write [{where}]")
+            return {}
+        settings: dict[str, dict[str, Any]] = {"": {}}
+        for name, value in table.items():
+            if isinstance(value, dict):  # a channel: [instruments.tc.settings.A]
+                for param, channel_value in value.items():
+                    if self.setting_value(f"{where}.{name}.{param}", channel_value):
+                        settings.setdefault(name, {})[param] = channel_value
+            elif self.setting_value(f"{where}.{name}", value):
+                settings[""][name] = value
+        return {channel: values for channel, values in settings.items() if values}
+
+    def setting_value(self, key: str, value: object) -> bool:
+        if isinstance(value, str | int | float | bool):
+            return True
+        self.problem(key, f"must be a number, a quantity, true/false or text, got {value!r}")
+        return False
+
+    def check_settings(
+        self, key: str, instrument: object, settings: dict[str, dict[str, Any]]
+    ) -> None:
+        """Check each setting against the parameter it names, where the driver can list its
+        parameters without I/O (declared ones); others are checked when it opens."""
+        from capabilities import CapabilityError, Configurable, HasChannels
+        from capabilities.parameters import find
+        from labd.values import parameter_value
+
+        channels = dict(instrument.channels()) if isinstance(instrument, HasChannels) else {}
+        for channel, values in settings.items():
+            target = channels.get(channel) if channel else instrument
+            where = f"{key}.settings" + (f".{channel}" if channel else "")
+            if target is None:
+                known = ", ".join(channels) or "none"
+                self.problem(where, f"{key} has no channel {channel!r} (its channels: {known})")
+                continue
+            if not isinstance(target, Configurable):
+                self.problem(where, "this instrument has no parameters to set")
+                continue
+            described = parameters_without_io(target)
+            if described is None:
+                continue
+            for name, value in values.items():
+                try:
+                    parameter_value(find(list(described), name, "this instrument"), value)
+                except CapabilityError as e:
+                    self.problem(f"{where}.{name}", str(e))
 
     def parameters(
         self, key: str, driver: str, cls: type[Any], table: Mapping[str, Any]
@@ -529,6 +590,20 @@ class _Checker:
             self.problem(
                 key, f"{said} names no {kinds} instrument{_did_you_mean(target, known)}{there}"
             )
+
+
+def parameters_without_io(target: Any) -> list[Any] | None:
+    """``target.parameters()`` if it answers without waiting on anything (a driver's
+    declared parameters do), else None: the list then needs the instrument, opened."""
+    coroutine = target.parameters()
+    try:
+        coroutine.send(None)
+    except StopIteration as done:
+        return list(done.value)
+    except Exception:  # it needed the instrument: checked when it opens instead
+        return None
+    coroutine.close()
+    return None
 
 
 def _constructor_hints(driver: str, cls: type[Any]) -> dict[str, Any]:

@@ -3,7 +3,7 @@
 Every surface that sets a parameter — the RPC ``Configurable`` server, a WASM script,
 the CLI through RPC — comes here (docs/parameters.md). A set:
 
-1. turns what the person wrote into the parameter's type and unit (:func:`coerce`:
+1. turns what the person wrote into the parameter's type and unit (:func:`labd.values.parameter_value`:
    ``"1064 nm"``, ``1.064`` with unit ``"um"``, ``"on"``), refusing a wrong dimension;
 2. runs as one call in the instrument's owner task, with the holder's guard: the
    restriction's read-only flag, range and choices per parameter are checked there,
@@ -30,7 +30,7 @@ from capabilities.parameters import find
 from capabilities.parameters import text_of as text_of  # the one text form (scripts use it)
 from labd.streams import Stream, StreamHub
 from labd.supervisor import Guard, InstrumentHandle, Supervisor
-from labd.values import BadValue, to_unit
+from labd.values import parameter_value as coerce
 
 log = logging.getLogger("labd.parameters")
 
@@ -54,58 +54,8 @@ SCHEMA = pa.schema(
 """One row per set: the value as text (every kind), as a number where it is one (NaN
 otherwise), and who set it ("rpc", "script <name> run <id>")."""
 
-_TRUE = {"true", "on", "yes", "1"}
-_FALSE = {"false", "off", "no", "0"}
-
 WATCH_BUFFER = 256
 """Changes a watcher may lag behind before it misses some (it is told how many)."""
-
-
-def coerce(parameter: Parameter, value: object, unit: str = "") -> ParameterValue:
-    """``value`` (as a client or a person gave it) as ``parameter``'s checked value.
-
-    A number may come with ``unit`` or as a quantity string (``"1064 nm"``, ``"20 ms"``)
-    in any unit of the parameter's dimension; a bool as ``true/false/on/off/yes/no/1/0``;
-    a choice in any letter case. Raises InvalidRequest/OutOfRange with the reason.
-    """
-    try:
-        if parameter.kind in ("float", "int"):
-            value = _number(parameter, value, unit)
-        elif unit:
-            raise InvalidRequest(f"{parameter.name} is {parameter.kind}: it takes no unit")
-        elif (
-            parameter.kind == "bool"
-            and isinstance(value, str | int)
-            and not isinstance(value, bool)
-        ):
-            word = str(value).strip().lower()
-            if word not in _TRUE | _FALSE:
-                raise InvalidRequest(f"{parameter.name}: expected true or false, got {value!r}")
-            value = word in _TRUE
-        elif parameter.kind == "choice" and isinstance(value, str):
-            value = next((c for c in parameter.choices if c.lower() == value.lower()), value)
-    except BadValue as e:
-        raise InvalidRequest(f"{parameter.name}: {e}") from None
-    return parameter.check(value)
-
-
-def _number(parameter: Parameter, value: object, unit: str) -> object:
-    if isinstance(value, str):
-        text = value.strip()
-        try:
-            value = float(text)
-        except ValueError:
-            if unit:
-                raise InvalidRequest(
-                    f"{parameter.name}: give a number with unit {unit!r}, or a quantity"
-                    f" such as '{text}' alone, not both"
-                ) from None
-            return to_unit(text, parameter.unit or "dimensionless")
-    if unit and not isinstance(value, bool) and isinstance(value, int | float):
-        if not math.isfinite(value):
-            return value  # Parameter.check says what is wrong with it
-        return to_unit(f"{value!r} {unit}", parameter.unit or "dimensionless")
-    return value
 
 
 @dataclass(frozen=True)

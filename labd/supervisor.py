@@ -58,6 +58,7 @@ from capabilities import (
     capabilities_of,
     now,
 )
+from capabilities.parameters import find, text_of
 from labd.config import InstrumentSpec, RestartPolicy
 from labd.errors import (
     CallTimeout,
@@ -68,6 +69,7 @@ from labd.errors import (
 )
 from labd.loopwatch import stalled_seconds
 from labd.setpoints import Setpoints
+from labd.values import parameter_value
 
 T = TypeVar("T")
 
@@ -462,10 +464,26 @@ class _Owner:
                 await driver.open()  # type: ignore[attr-defined]
             except Exception as e:
                 return f"open() failed: {_describe(e)}"
+            try:
+                await self._apply_settings()
+            except Exception as e:
+                return f"the lab config's settings: {_describe(e)}"
             finally:
                 self._end(step)
             return None
         return f"open() did not finish within {step.budget:g} s{_excuse(step)}"
+
+    async def _apply_settings(self) -> None:
+        """Set the parameters the lab config gives (``[instruments.X.settings]``) on the
+        freshly opened driver: a restarted instrument gets them again (docs/parameters.md)."""
+        for channel, values in self.spec.settings.items():
+            target = self.target_of(channel or None)
+            described = list(await target.parameters())  # type: ignore[attr-defined]
+            for name, value in values.items():
+                checked = parameter_value(find(described, name, self.spec.name), value)
+                await target.set_parameter(name, checked)  # type: ignore[attr-defined]
+                where = f"{self.spec.name}/{channel}" if channel else self.spec.name
+                log.info("%s: %s = %s (lab config)", where, name, text_of(checked))
 
     async def _execute(self, request: _Request) -> str | None:
         """Run one request; returns a fault reason if the instrument must be restarted."""

@@ -24,6 +24,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import pint
 
+    from capabilities import Parameter, ParameterValue
+
 MINUTE_S = 60.0
 HOUR_S = 3600.0
 DAY_S = 86400.0
@@ -230,3 +232,60 @@ def creatable_directory(path: Path) -> Path:
     if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
         raise BadValue(f"{path} cannot be created: {parent} is not a writable directory")
     return path
+
+
+# -- parameter values (docs/parameters.md) ---------------------------------------------
+
+_TRUE = {"true", "on", "yes", "1"}
+_FALSE = {"false", "off", "no", "0"}
+
+
+def parameter_value(parameter: Parameter, value: object, unit: str = "") -> ParameterValue:
+    """``value`` (as a client or a person gave it) as ``parameter``'s checked value.
+
+    A number may come with ``unit`` or as a quantity string (``"1064 nm"``, ``"20 ms"``)
+    in any unit of the parameter's dimension; a bool as ``true/false/on/off/yes/no/1/0``;
+    a choice in any letter case. Raises InvalidRequest/OutOfRange with the reason.
+    """
+    from capabilities import InvalidRequest  # not at the top: this module stays light
+
+    try:
+        if parameter.kind in ("float", "int"):
+            value = _number(parameter, value, unit)
+        elif unit:
+            raise InvalidRequest(f"{parameter.name} is {parameter.kind}: it takes no unit")
+        elif (
+            parameter.kind == "bool"
+            and isinstance(value, str | int)
+            and not isinstance(value, bool)
+        ):
+            word = str(value).strip().lower()
+            if word not in _TRUE | _FALSE:
+                raise InvalidRequest(f"{parameter.name}: expected true or false, got {value!r}")
+            value = word in _TRUE
+        elif parameter.kind == "choice" and isinstance(value, str):
+            value = next((c for c in parameter.choices if c.lower() == value.lower()), value)
+    except BadValue as e:
+        raise InvalidRequest(f"{parameter.name}: {e}") from None
+    return parameter.check(value)
+
+
+def _number(parameter: Parameter, value: object, unit: str) -> object:
+    from capabilities import InvalidRequest
+
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            value = float(text)
+        except ValueError:
+            if unit:
+                raise InvalidRequest(
+                    f"{parameter.name}: give a number with unit {unit!r}, or a quantity"
+                    f" such as '{text}' alone, not both"
+                ) from None
+            return to_unit(text, parameter.unit or "dimensionless")
+    if unit and not isinstance(value, bool) and isinstance(value, int | float):
+        if not math.isfinite(value):
+            return value  # Parameter.check says what is wrong with it
+        return to_unit(f"{value!r} {unit}", parameter.unit or "dimensionless")
+    return value
