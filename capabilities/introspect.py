@@ -2,42 +2,12 @@
 
 from __future__ import annotations
 
-from capabilities.protocols import (
-    Configurable,
-    Cooled,
-    ExposureControl,
-    FaultInjectable,
-    FrameProducer,
-    Movable,
-    Readable,
-    RoiSelectable,
-    Stoppable,
-    Switchable,
-    TemperatureController,
-    TemperatureSensor,
-    Triggerable,
-    VoltageSource,
-    WavelengthTunable,
-)
+import capabilities.protocols  # noqa: F401  (declares every capability)
+from capabilities.declarations import declared
 
-#: Every capability by its wire name, in a stable order (the schema mirrors this list).
-CAPABILITIES: dict[str, type] = {
-    "Movable": Movable,
-    "Stoppable": Stoppable,
-    "Readable": Readable,
-    "Triggerable": Triggerable,
-    "FrameProducer": FrameProducer,
-    "ExposureControl": ExposureControl,
-    "RoiSelectable": RoiSelectable,
-    "Cooled": Cooled,
-    "TemperatureSensor": TemperatureSensor,
-    "VoltageSource": VoltageSource,
-    "Switchable": Switchable,
-    "FaultInjectable": FaultInjectable,
-    "Configurable": Configurable,
-    "WavelengthTunable": WavelengthTunable,
-    "TemperatureController": TemperatureController,
-}
+#: Every capability by its wire name, in a stable order (the schema mirrors this list);
+#: derived from the declarations in :mod:`capabilities.protocols`.
+CAPABILITIES: dict[str, type] = {decl.name: decl.protocol for decl in declared()}
 
 
 def capabilities_of(instrument: object) -> list[str]:

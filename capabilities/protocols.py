@@ -8,6 +8,11 @@ can also ask at run time which capabilities an object has (see :mod:`capabilitie
 Method names are unique across all Protocols, so one object can implement any
 combination without ambiguity. Every method is async: a call may wait on hardware.
 Extend this set, never rename in it: the wire schema mirrors it one to one.
+
+Each capability is declared here once (:mod:`capabilities.declarations`): ``@capability``
+with its WebAssembly ABI number, ``@mutates`` on every method that changes the instrument
+(with the set-point it sets or moves), and the RPC servers, client remotes, policy, ABI
+tables and GUI sections are derived from that. Declare new capabilities last.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Protocol, runtime_checkable
 
+from capabilities.declarations import bounded_by, capability, mutates
 from capabilities.parameters import Parameter, ParameterValue
 from capabilities.values import (
     CoolerState,
@@ -36,13 +42,16 @@ class Instrument(Protocol):
     async def close(self) -> None: ...
 
 
+@capability(abi_kind=1)
 @runtime_checkable
 class Movable(Protocol):
     """An axis that moves to a position (linear in mm, rotary in degrees)."""
 
+    @mutates(sets="position")
     async def move_abs(self, position: float) -> None:
         """Start a move to ``position``; returns once the move is commanded."""
 
+    @mutates(moves="position")
     async def move_rel(self, delta: float) -> None:
         """Start a move by ``delta`` from the current target."""
 
@@ -52,17 +61,21 @@ class Movable(Protocol):
     async def wait_settled(self, timeout: float | None = None) -> Reading:
         """Wait until the axis is at rest within tolerance; returns the final position."""
 
+    @bounded_by("position")
     async def limits(self) -> Limits:
         """The travel range the axis accepts."""
 
 
+@capability(abi_kind=2)
 @runtime_checkable
 class Stoppable(Protocol):
     """Something in motion that can be stopped now."""
 
+    @mutates(forgets="position")
     async def stop(self) -> None: ...
 
 
+@capability(abi_kind=3)
 @runtime_checkable
 class Readable(Protocol):
     """A scalar measurement on demand (power meter, multimeter)."""
@@ -70,15 +83,19 @@ class Readable(Protocol):
     async def read(self) -> Reading: ...
 
 
+@capability()
 @runtime_checkable
 class Triggerable(Protocol):
     """An acquisition that is armed once and then fired."""
 
+    @mutates()
     async def arm(self) -> None: ...
 
+    @mutates()
     async def trigger(self) -> None: ...
 
 
+@capability(abi_kind=4)
 @runtime_checkable
 class FrameProducer(Protocol):
     """A camera: one 2-D image per snap. Streams are repeated snaps driven by the daemon."""
@@ -88,33 +105,39 @@ class FrameProducer(Protocol):
     async def frame_format(self) -> FrameFormat: ...
 
 
+@capability(abi_kind=5)
 @runtime_checkable
 class ExposureControl(Protocol):
     """Integration time of a detector, in seconds."""
 
     async def exposure(self) -> float: ...
 
+    @mutates()
     async def set_exposure(self, seconds: float) -> None: ...
 
 
+@capability()
 @runtime_checkable
 class RoiSelectable(Protocol):
     """A sensor that can read out a rectangular sub-region."""
 
     async def roi(self) -> Roi: ...
 
+    @mutates()
     async def set_roi(self, roi: Roi) -> None: ...
 
     async def sensor_size(self) -> tuple[int, int]:
         """(width, height) of the full sensor in pixels."""
 
 
+@capability()
 @runtime_checkable
 class Cooled(Protocol):
     """A sensor with a cooler driven towards a target temperature (°C)."""
 
     async def cooling_target(self) -> float: ...
 
+    @mutates()
     async def set_cooling_target(self, celsius: float) -> None: ...
 
     async def sensor_temperature(self) -> Reading: ...
@@ -122,6 +145,7 @@ class Cooled(Protocol):
     async def cooler_state(self) -> CoolerState: ...
 
 
+@capability(abi_kind=6)
 @runtime_checkable
 class TemperatureSensor(Protocol):
     """A thermometer (kelvin unless the unit says otherwise)."""
@@ -129,14 +153,17 @@ class TemperatureSensor(Protocol):
     async def temperature(self) -> Reading: ...
 
 
+@capability(abi_kind=7)
 @runtime_checkable
 class VoltageSource(Protocol):
     """A DC source with a voltage set point and a current limit (compliance)."""
 
+    @mutates(sets="voltage")
     async def set_voltage(self, volts: float) -> None: ...
 
     async def voltage_setpoint(self) -> float: ...
 
+    @mutates(sets="current")
     async def set_current_limit(self, amps: float) -> None: ...
 
     async def current_limit(self) -> float: ...
@@ -144,15 +171,18 @@ class VoltageSource(Protocol):
     async def readback(self) -> SupplyReadback: ...
 
 
+@capability(abi_kind=8)
 @runtime_checkable
 class Switchable(Protocol):
     """An output, shutter or relay that is on or off."""
 
+    @mutates()
     async def set_on(self, on: bool) -> None: ...
 
     async def is_on(self) -> bool: ...
 
 
+@capability(owner_only=True)
 @runtime_checkable
 class FaultInjectable(Protocol):
     """Simulated instruments only: make the device misbehave on purpose, for tests and demos.
@@ -161,9 +191,11 @@ class FaultInjectable(Protocol):
     ``"disconnect"`` (the link drops until reopened) or ``"clear"``.
     """
 
+    @mutates()
     async def inject_fault(self, kind: str) -> None: ...
 
 
+@capability(abi_kind=9)
 @runtime_checkable
 class Configurable(Protocol):
     """Settings by name: gain, range, ramp rate, whatever the model has (docs/parameters.md).
@@ -177,9 +209,11 @@ class Configurable(Protocol):
 
     async def get_parameter(self, name: str) -> ParameterValue: ...
 
+    @mutates()
     async def set_parameter(self, name: str, value: ParameterValue) -> None: ...
 
 
+@capability()
 @runtime_checkable
 class WavelengthTunable(Protocol):
     """Something whose behaviour depends on a wavelength it is set to: a power meter that
@@ -187,9 +221,11 @@ class WavelengthTunable(Protocol):
 
     async def wavelength(self) -> float: ...
 
+    @mutates()
     async def set_wavelength(self, nm: float) -> None: ...
 
 
+@capability()
 @runtime_checkable
 class TemperatureController(Protocol):
     """A closed loop that drives a temperature to a set point (kelvin): a cryostat's heater
@@ -197,11 +233,13 @@ class TemperatureController(Protocol):
 
     async def temperature_setpoint(self) -> float: ...
 
+    @mutates()
     async def set_temperature_setpoint(self, kelvin: float) -> None: ...
 
     async def ramp_rate(self) -> float:
         """Kelvin per minute the set point moves at towards a new value; 0: it jumps."""
 
+    @mutates()
     async def set_ramp_rate(self, kelvin_per_min: float) -> None: ...
 
     async def heater_output(self) -> Reading:

@@ -77,6 +77,7 @@ class Daemon:
             ScriptStore(),
             supervisor_resolver(self.supervisor),
             on_results=self._publish_results,
+            parameter_log=self.parameters,
         )
         self.rings: RingSet | None = None
         self.persister: Persister | None = None

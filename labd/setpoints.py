@@ -24,13 +24,19 @@ from dataclasses import dataclass
 from typing import Any
 
 from capabilities import HasMoveTarget, InvalidRequest, Movable, VoltageSource
+from capabilities.declarations import declared
 
-#: method -> the quantity its argument sets (absolutely).
-ABSOLUTE = {"move_abs": "position", "set_voltage": "voltage", "set_current_limit": "current"}
+_METHODS = [m for decl in declared() for m in decl.methods]
+#: method -> the quantity its argument sets (absolutely), as the capabilities declare it.
+ABSOLUTE = {m.name: m.sets for m in _METHODS if m.sets is not None}
 #: method -> (the quantity its argument changes by, the absolute method that does the same).
-RELATIVE = {"move_rel": ("position", "move_abs")}
+RELATIVE = {
+    m.name: (m.moves, next(a for a, q in ABSOLUTE.items() if q == m.moves))
+    for m in _METHODS
+    if m.moves is not None
+}
 #: methods after which the pending position is no longer what was commanded.
-LOSE_POSITION = {"stop"}
+LOSE_POSITION = {m.name for m in _METHODS if m.forgets == "position"}
 
 
 @dataclass(frozen=True)

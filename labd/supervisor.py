@@ -58,6 +58,7 @@ from capabilities import (
     capabilities_of,
     now,
 )
+from capabilities.declarations import declaration
 from capabilities.parameters import find, text_of
 from labd.config import InstrumentSpec, RestartPolicy
 from labd.errors import (
@@ -110,12 +111,8 @@ class LastFault:
 
 
 def capability_methods(capability: type) -> list[str]:
-    """The public method names a capability Protocol declares."""
-    return [
-        name
-        for name, value in vars(capability).items()
-        if not name.startswith("_") and callable(value)
-    ]
+    """The method names a capability declares (:mod:`capabilities.declarations`)."""
+    return [method.name for method in declaration(capability.__name__).methods]
 
 
 @dataclass(eq=False)

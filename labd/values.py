@@ -159,7 +159,8 @@ def _to_unit(text: str, unit: str) -> float:
     except Exception:  # pint raises several kinds for a unit it cannot parse
         raise BadValue(f"{text!r}: {unit_text.strip()!r} is not a unit pint knows") from None
     try:
-        return float(quantity.to(unit).magnitude)
+        # 12 significant digits: "1.55 um" is 1550 nm, not pint's 1549.9999999999998.
+        return float(f"{quantity.to(unit).magnitude:.12g}")
     except pint.DimensionalityError:
         given = _kind(registry, quantity.dimensionality)
         wanted = _kind(registry, registry.get_dimensionality(unit))

@@ -131,3 +131,74 @@ def parameter_value_as(parameter: Parameter, value: ParameterValue) -> Parameter
     if parameter.kind == "int" and isinstance(value, float) and value.is_integer():
         return int(value)
     return value
+
+
+# -- capability methods on the wire, by the Python types their Protocol declares ---------
+#
+# The RPC servers and the client remotes are derived from the capability declarations
+# (capabilities/declarations.py); these tables say how each declared type crosses.
+
+STRUCTS: dict[Any, tuple[Any, Any]] = {
+    Reading: (reading_to, reading_from),
+    Limits: (limits_to, limits_from),
+    Roi: (roi_to, roi_from),
+    FrameFormat: (frame_format_to, frame_format_from),
+    SupplyReadback: (readback_to, readback_from),
+}
+"""A value type -> (fill its wire struct, read it from one)."""
+
+
+def arg_from_wire(hint: Any, value: Any) -> Any:
+    """A capability method's argument as it arrived -> the Python value its Protocol takes."""
+    if hint is Roi:
+        return roi_from(value)
+    if _optional_float(hint):
+        return value if value > 0 else None  # the wire's "0: none" (e.g. no timeout)
+    return value
+
+
+def arg_to_wire(hint: Any, value: Any) -> Any:
+    if hint is Roi:
+        return {"x": value.x, "y": value.y, "width": value.width, "height": value.height}
+    if _optional_float(hint):
+        return value or 0.0
+    return value
+
+
+def result_to_wire(hint: Any, results: Any, fields: list[str], value: Any) -> None:
+    """Put what a capability method returned into its wire results (``fields``)."""
+    if value is None or not fields:
+        return
+    if hint in STRUCTS:
+        STRUCTS[hint][0](getattr(results, fields[0]), value)
+    elif hint is CoolerState:
+        setattr(results, fields[0], cooler_state_to(value))
+    elif isinstance(value, tuple):
+        for field, part in zip(fields, value, strict=True):
+            setattr(results, field, part)
+    else:
+        setattr(results, fields[0], value)
+
+
+def result_from_wire(hint: Any, response: Any, fields: list[str]) -> Any:
+    """A capability method's wire response -> the value its Protocol returns."""
+    if not fields:
+        return None
+    first = getattr(response, fields[0])
+    if hint in STRUCTS:
+        return STRUCTS[hint][1](first)
+    if hint is CoolerState:
+        return cooler_state_from(first)
+    if len(fields) > 1:
+        return tuple(getattr(response, f) for f in fields)
+    if hint is float:
+        return float(first)
+    if hint is int:
+        return int(first)
+    if hint is bool:
+        return bool(first)
+    return first
+
+
+def _optional_float(hint: Any) -> bool:
+    return set(getattr(hint, "__args__", ())) == {float, type(None)}

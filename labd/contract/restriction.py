@@ -8,10 +8,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from capabilities.declarations import declared
 from labd.contract import schema
 
-RANGED_QUANTITIES = ("position", "voltage", "current")
-"""Set-points a restriction can bound: the fields of ``Restriction`` in ``labd.capnp``."""
+RANGED_QUANTITIES = tuple(
+    dict.fromkeys(m.sets for decl in declared() for m in decl.methods if m.sets is not None)
+)
+"""Set-points a restriction can bound, as the capabilities declare them (``position``,
+``voltage``, ``current``): each is a field of ``Restriction`` in ``labd.capnp``."""
 
 
 @dataclass(frozen=True)

@@ -1,12 +1,16 @@
 """One Cap'n Proto server class per capability, each a thin adapter onto the supervisor.
 
+The classes are derived from the capabilities' declarations (capabilities/declarations.py:
+methods, their types, which mutate, which a range bounds); only ``Configurable`` is
+written by hand. A method's arguments and results cross by the types its Protocol
+declares (:mod:`labd.contract.convert`).
+
 Every call goes through :meth:`Target.call`: check the holder's :class:`Policy` (revoked?
 expired? read-only?), run the driver method as a Trio task in the connection's nursery via
 :func:`labd.aio.to_trio` (so a cancelled RPC cancels the driver call), and turn any
 exception into its short wire form. A restricted holder's call carries the policy as its
 guard, which the instrument's owner task runs atomically with the call against the
-set-points the call would leave (ranges: docs/security.md). The classes only translate
-arguments and results between wire structs and :mod:`capabilities.values`.
+set-points the call would leave (ranges: docs/security.md).
 
 Fault injection is the lab owner's alone: a restricted or shared capability never
 carries ``FaultInjectable`` (:func:`granted`).
@@ -16,12 +20,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import typing
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import trio
 
 from capabilities import Frame, InvalidRequest
+from capabilities.declarations import CapabilityDecl, MethodDecl, camel, declared
 from labd import parameters, records
 from labd.aio import aio, to_trio
 from labd.contract import convert, schema
@@ -33,6 +39,9 @@ from labd.rpc.subscriptions import SubscriptionServer, failure_text
 from labd.supervisor import InstrumentHandle
 
 log = logging.getLogger("labd.rpc")
+
+METHODS: dict[str, MethodDecl] = {m.name: m for decl in declared() for m in decl.methods}
+"""Every capability method by name (names are unique across capabilities)."""
 
 _s: Any = schema.load()
 
@@ -62,8 +71,10 @@ class Target:
         except Exception as exc:
             raise to_wire_error(exc) from None
 
-    async def call(self, method: str, *args: Any, mutates: bool = False) -> Any:
-        """``handle.call(method, *args)`` if the policy allows it, now and as it runs."""
+    async def call(self, method: str, *args: Any) -> Any:
+        """``handle.call(method, *args)`` if the policy allows it, now and as it runs
+        (whether it mutates is the capability's declaration)."""
+        mutates = METHODS[method].mutates
 
         async def checked() -> Any:
             self.policy.check_call(method, mutates=mutates)
@@ -77,167 +88,6 @@ class Target:
     def guard_for(self, method: str, *, mutates: bool) -> Any:
         self.policy.check_call(method, mutates=mutates)
         return self.policy.guard(method, mutates=mutates) if self.policy.is_restricted else None
-
-
-class MovableServer(_s.Movable.Server):  # type: ignore[misc]
-    def __init__(self, target: Target) -> None:
-        self._t = target
-
-    async def moveAbs(self, position: float, **_: Any) -> None:
-        await self._t.call("move_abs", position, mutates=True)
-
-    async def moveRel(self, delta: float, **_: Any) -> None:
-        await self._t.call("move_rel", delta, mutates=True)
-
-    async def position(self, _context: Any, **_: Any) -> None:
-        convert.reading_to(_context.results.reading, await self._t.call("position"))
-
-    async def waitSettled(self, timeout: float, _context: Any, **_: Any) -> None:
-        reading = await self._t.call("wait_settled", timeout if timeout > 0 else None)
-        convert.reading_to(_context.results.reading, reading)
-
-    async def limits(self, _context: Any, **_: Any) -> None:
-        limits = await self._t.call("limits")
-        bounds = self._t.policy.effective_range("position")
-        if bounds is not None:  # a restricted holder sees the range it may use
-            limits = type(limits)(
-                max(limits.low, bounds[0]), min(limits.high, bounds[1]), limits.unit
-            )
-        convert.limits_to(_context.results.limits, limits)
-
-
-class StoppableServer(_s.Stoppable.Server):  # type: ignore[misc]
-    def __init__(self, target: Target) -> None:
-        self._t = target
-
-    async def stop(self, **_: Any) -> None:
-        await self._t.call("stop", mutates=True)
-
-
-class ReadableServer(_s.Readable.Server):  # type: ignore[misc]
-    def __init__(self, target: Target) -> None:
-        self._t = target
-
-    async def read(self, _context: Any, **_: Any) -> None:
-        convert.reading_to(_context.results.reading, await self._t.call("read"))
-
-
-class TriggerableServer(_s.Triggerable.Server):  # type: ignore[misc]
-    def __init__(self, target: Target) -> None:
-        self._t = target
-
-    async def arm(self, **_: Any) -> None:
-        await self._t.call("arm", mutates=True)
-
-    async def trigger(self, **_: Any) -> None:
-        await self._t.call("trigger", mutates=True)
-
-
-class FrameProducerServer(_s.FrameProducer.Server):  # type: ignore[misc]
-    def __init__(self, target: Target) -> None:
-        self._t = target
-
-    async def snap(self, _context: Any, **_: Any) -> None:
-        frame: Frame = await self._t.call("snap")
-        _context.results.frame = memoryview(ipc_buffer(records.frame_to_batch(frame)))
-
-    async def frameFormat(self, _context: Any, **_: Any) -> None:
-        convert.frame_format_to(_context.results.format, await self._t.call("frame_format"))
-
-
-class ExposureControlServer(_s.ExposureControl.Server):  # type: ignore[misc]
-    def __init__(self, target: Target) -> None:
-        self._t = target
-
-    async def exposure(self, **_: Any) -> float:
-        seconds: float = await self._t.call("exposure")
-        return seconds
-
-    async def setExposure(self, seconds: float, **_: Any) -> None:
-        await self._t.call("set_exposure", seconds, mutates=True)
-
-
-class RoiSelectableServer(_s.RoiSelectable.Server):  # type: ignore[misc]
-    def __init__(self, target: Target) -> None:
-        self._t = target
-
-    async def roi(self, _context: Any, **_: Any) -> None:
-        convert.roi_to(_context.results.roi, await self._t.call("roi"))
-
-    async def setRoi(self, roi: Any, **_: Any) -> None:
-        await self._t.call("set_roi", convert.roi_from(roi), mutates=True)
-
-    async def sensorSize(self, **_: Any) -> tuple[int, int]:
-        width, height = await self._t.call("sensor_size")
-        return width, height
-
-
-class CooledServer(_s.Cooled.Server):  # type: ignore[misc]
-    def __init__(self, target: Target) -> None:
-        self._t = target
-
-    async def coolingTarget(self, **_: Any) -> float:
-        celsius: float = await self._t.call("cooling_target")
-        return celsius
-
-    async def setCoolingTarget(self, celsius: float, **_: Any) -> None:
-        await self._t.call("set_cooling_target", celsius, mutates=True)
-
-    async def sensorTemperature(self, _context: Any, **_: Any) -> None:
-        convert.reading_to(_context.results.reading, await self._t.call("sensor_temperature"))
-
-    async def coolerState(self, **_: Any) -> str:
-        return convert.cooler_state_to(await self._t.call("cooler_state"))
-
-
-class TemperatureSensorServer(_s.TemperatureSensor.Server):  # type: ignore[misc]
-    def __init__(self, target: Target) -> None:
-        self._t = target
-
-    async def temperature(self, _context: Any, **_: Any) -> None:
-        convert.reading_to(_context.results.reading, await self._t.call("temperature"))
-
-
-class VoltageSourceServer(_s.VoltageSource.Server):  # type: ignore[misc]
-    def __init__(self, target: Target) -> None:
-        self._t = target
-
-    async def setVoltage(self, volts: float, **_: Any) -> None:
-        await self._t.call("set_voltage", volts, mutates=True)
-
-    async def voltageSetpoint(self, **_: Any) -> float:
-        volts: float = await self._t.call("voltage_setpoint")
-        return volts
-
-    async def setCurrentLimit(self, amps: float, **_: Any) -> None:
-        await self._t.call("set_current_limit", amps, mutates=True)
-
-    async def currentLimit(self, **_: Any) -> float:
-        amps: float = await self._t.call("current_limit")
-        return amps
-
-    async def readback(self, _context: Any, **_: Any) -> None:
-        convert.readback_to(_context.results.readback, await self._t.call("readback"))
-
-
-class SwitchableServer(_s.Switchable.Server):  # type: ignore[misc]
-    def __init__(self, target: Target) -> None:
-        self._t = target
-
-    async def setOn(self, on: bool, **_: Any) -> None:
-        await self._t.call("set_on", on, mutates=True)
-
-    async def isOn(self, **_: Any) -> bool:
-        on: bool = await self._t.call("is_on")
-        return on
-
-
-class FaultInjectableServer(_s.FaultInjectable.Server):  # type: ignore[misc]
-    def __init__(self, target: Target) -> None:
-        self._t = target
-
-    async def injectFault(self, kind: str, **_: Any) -> None:
-        await self._t.call("inject_fault", kind, mutates=True)
 
 
 class ConfigurableServer(_s.Configurable.Server):  # type: ignore[misc]
@@ -319,61 +169,65 @@ def _change_to_wire(change: Change) -> Any:
     return message
 
 
-class WavelengthTunableServer(_s.WavelengthTunable.Server):  # type: ignore[misc]
-    def __init__(self, target: Target) -> None:
-        self._t = target
-
-    async def wavelength(self, **_: Any) -> float:
-        nm: float = await self._t.call("wavelength")
-        return nm
-
-    async def setWavelength(self, nm: float, **_: Any) -> None:
-        await self._t.call("set_wavelength", nm, mutates=True)
+def _result_fields(interface: Any, wire: str) -> list[str]:
+    struct = interface.schema.methods[wire].result_type.node.struct
+    return [f.name for f in sorted(struct.fields, key=lambda f: f.codeOrder)]
 
 
-class TemperatureControllerServer(_s.TemperatureController.Server):  # type: ignore[misc]
-    def __init__(self, target: Target) -> None:
-        self._t = target
+def _server_method(interface: Any, method: MethodDecl, hints: dict[str, Any]) -> Any:
+    """The wire method ``method.wire``: arguments from the wire, the call through the
+    target (policy, guard, supervisor), the result onto the wire -- as declared."""
+    arguments = [(camel(name), hint) for name, hint in hints.items() if name != "return"]
+    returns = hints.get("return")
+    fields = _result_fields(interface, method.wire)
 
-    async def temperatureSetpoint(self, **_: Any) -> float:
-        kelvin: float = await self._t.call("temperature_setpoint")
-        return kelvin
+    async def serve(self: Any, _context: Any, **wire: Any) -> None:
+        args = [convert.arg_from_wire(hint, wire[name]) for name, hint in arguments]
+        result = await self._t.call(method.name, *args)
+        if method.bounded_by is not None:  # a restricted holder sees the range it may use
+            bounds = self._t.policy.effective_range(method.bounded_by)
+            if bounds is not None:
+                result = type(result)(
+                    max(result.low, bounds[0]), min(result.high, bounds[1]), result.unit
+                )
+        if returns is Frame:
+            _context.results.frame = memoryview(ipc_buffer(records.frame_to_batch(result)))
+        else:
+            convert.result_to_wire(returns, _context.results, fields, result)
 
-    async def setTemperatureSetpoint(self, kelvin: float, **_: Any) -> None:
-        await self._t.call("set_temperature_setpoint", kelvin, mutates=True)
+    serve.__name__ = method.wire
+    return serve
 
-    async def rampRate(self, **_: Any) -> float:
-        rate: float = await self._t.call("ramp_rate")
-        return rate
 
-    async def setRampRate(self, kelvinPerMin: float, **_: Any) -> None:
-        await self._t.call("set_ramp_rate", kelvinPerMin, mutates=True)
+def _server_class(decl: CapabilityDecl) -> type[Any]:
+    """The Cap'n Proto server of one declared capability."""
+    interface = getattr(_s, decl.name)
+    namespace: dict[str, Any] = {
+        "__init__": _init_server,
+        "__doc__": f"{decl.name} on the wire, derived from its declaration.",
+    }
+    for method in decl.methods:
+        hints = typing.get_type_hints(getattr(decl.protocol, method.name))
+        namespace[method.wire] = _server_method(interface, method, hints)
+    return type(f"{decl.name}Server", (interface.Server,), namespace)
 
-    async def heaterOutput(self, _context: Any, **_: Any) -> None:
-        convert.reading_to(_context.results.reading, await self._t.call("heater_output"))
 
+def _init_server(self: Any, target: Target) -> None:
+    self._t = target
+
+
+CUSTOM_SERVERS: dict[str, type[Any]] = {"Configurable": ConfigurableServer}
+"""Capabilities whose server is written by hand: parameters go through
+:mod:`labd.parameters` (units, read-back, recording), not one driver call each."""
 
 #: capability name -> (field of the ``Capabilities`` struct, server class)
 SERVERS: dict[str, tuple[str, type[Any]]] = {
-    "Movable": ("movable", MovableServer),
-    "Stoppable": ("stoppable", StoppableServer),
-    "Readable": ("readable", ReadableServer),
-    "Triggerable": ("triggerable", TriggerableServer),
-    "FrameProducer": ("frameProducer", FrameProducerServer),
-    "ExposureControl": ("exposureControl", ExposureControlServer),
-    "RoiSelectable": ("roiSelectable", RoiSelectableServer),
-    "Cooled": ("cooled", CooledServer),
-    "TemperatureSensor": ("temperatureSensor", TemperatureSensorServer),
-    "VoltageSource": ("voltageSource", VoltageSourceServer),
-    "Switchable": ("switchable", SwitchableServer),
-    "FaultInjectable": ("faultInjectable", FaultInjectableServer),
-    "Configurable": ("configurable", ConfigurableServer),
-    "WavelengthTunable": ("wavelengthTunable", WavelengthTunableServer),
-    "TemperatureController": ("temperatureController", TemperatureControllerServer),
+    decl.name: (decl.wire_field, CUSTOM_SERVERS.get(decl.name) or _server_class(decl))
+    for decl in declared()
 }
 
 
-OWNER_ONLY = frozenset({"FaultInjectable"})
+OWNER_ONLY = frozenset(decl.name for decl in declared() if decl.owner_only)
 """Capabilities only the unrestricted capability (the lab owner's) carries."""
 
 

@@ -392,8 +392,8 @@ class Host:
         what: str,
         afn: Callable[[InstrumentHandle, Parameter], Awaitable[T]],
     ) -> T:
-        h = self._handle(handle, Kind.CONFIGURABLE)
         name = self._text(caller, name_ptr, name_len, "parameter name")
+        h = self._handle(handle, Kind.CONFIGURABLE)
         target = cast("InstrumentHandle", h.target)  # see Resolver: a handle, not a proxy
 
         async def described() -> T:
@@ -465,11 +465,8 @@ class Host:
         self._span(caller, buf, cap, "parameter text buffer")
 
         async def get(target: InstrumentHandle, parameter: Parameter) -> str:
-            text = parameters.text_of(await parameters.get_value(target, parameter.name))
-            # A number comes with its unit, so it reads (and sets back) as a quantity.
-            if parameter.unit and parameter.kind in ("float", "int"):
-                text += f" {parameter.unit}"
-            return text
+            # The one text form (a number with its unit), so what is read sets back as is.
+            return parameter.show(await parameters.get_value(target, parameter.name))
 
         data = self._on_parameter(caller, h, name_ptr, name_len, "param_get_text", get).encode()
         self.write(caller, buf, data[: cap & _U32], "parameter text buffer")

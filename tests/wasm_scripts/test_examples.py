@@ -6,16 +6,19 @@ from pathlib import Path
 import pytest
 import trio
 
+from labd.scripting import Grants
 from tests.labd.scripting.simlab import PEAK_MM, SCAN_GRANTS, SWEEP_GRANTS, script_engine, sim_lab
 from wasm_scripts import build
 
 SCANS = [p for p in build.examples() if p.stem == "scan"]
 SWEEPS = [p for p in build.examples() if p.stem == "sweep"]
+WAVELENGTHS = [p for p in build.examples() if p.stem == "wavelength"]
 
 
 def test_there_is_a_scan_in_each_language() -> None:
     assert {p.suffix for p in SCANS} == {".wat", ".c", ".rs", ".zig", ".go", ".ts"}
     assert {p.suffix for p in SWEEPS} >= {".c", ".rs", ".zig", ".go", ".ts"}
+    assert {p.suffix for p in WAVELENGTHS} >= {".c", ".rs", ".zig", ".go", ".ts"}
 
 
 @pytest.mark.parametrize("source", SCANS, ids=lambda p: p.parent.name)
@@ -51,6 +54,31 @@ def test_sweep_warms_the_sample(source: Path) -> None:
             assert len(temperatures) == 4
             assert results["temperature_rise"] > 0.5  # 10 W into 2 K/W, mostly settled
             assert (await lab["psu"].voltage_setpoint()) == 0
+
+    trio.run(main)
+
+
+@pytest.mark.parametrize("source", WAVELENGTHS, ids=lambda p: p.parent.name)
+def test_wavelength_tunes_the_meter_and_puts_it_back(source: Path) -> None:
+    # Every SDK's parameter calls, compiled and run: set from text, read as f64 and as
+    # text, set as f64.
+    binary = build.build(source).read_bytes()
+
+    async def main() -> None:
+        async with sim_lab() as lab, script_engine(lab) as engine:
+            before = await lab["meter"].get_parameter("wavelength")
+            await engine.store.upload("wavelength", binary)
+            run = engine.start(
+                "wavelength",
+                grants=Grants.parse(["meter:Configurable,Readable"]),
+                args={"wavelength": "1.55 um"},
+            )
+            results = await run.wait()
+            assert results["wavelength"] == pytest.approx(1550)
+            assert results["power"] > 0
+            assert results["restored"] == before
+            assert await lab["meter"].get_parameter("wavelength") == pytest.approx(before)
+            assert any(line.text.endswith("1550 nm") for line in run.log)
 
     trio.run(main)
 

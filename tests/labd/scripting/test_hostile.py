@@ -131,6 +131,11 @@ BAD_POINTER_CALLS = {
     "exposure_get": f"$camera_exp {EDGE}",
     "temperature_read": f"$thermo {EDGE} 16",
     "supply_readback": f"$psu {WILD} 32",
+    # parameters: the pointers are checked before the handle, so any handle will do
+    "param_get_f64": f"$meter 0 4 {EDGE}",
+    "param_set_f64": f"$meter {WILD} 4 (f64.const 1)",
+    "param_get_text": f"$meter 0 4 {EDGE} 100",
+    "param_set_text": f"$meter 0 4 {EDGE} 100",
 }
 POINTERLESS = {
     "abi_version", "time_us", "sleep_ms", "checkpoint", "movable_move_abs", "movable_move_rel",

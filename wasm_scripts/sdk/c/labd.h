@@ -36,6 +36,7 @@
 #define LABD_TEMPERATURE_SENSOR  6
 #define LABD_VOLTAGE_SOURCE      7
 #define LABD_SWITCHABLE          8
+#define LABD_CONFIGURABLE        9
 
 /* log levels */
 #define LABD_DEBUG 0
@@ -96,6 +97,13 @@ LABD_IMPORT(supply_readback) int32_t labd_supply_readback(int32_t h, labd_supply
 /* Switchable */
 LABD_IMPORT(switch_set) int32_t labd_switch_set(int32_t h, int32_t on);
 LABD_IMPORT(switch_get) int32_t labd_switch_get(int32_t h);
+/* Configurable: parameters by name. Numbers (and bools as 1/0) as f64 in the parameter's
+ * unit; any kind as text, a number with its unit ("1064 nm"). Text output returns the
+ * total length and fills min(cap, total) bytes. */
+LABD_IMPORT(param_get_f64) int32_t labd_param_get_f64(int32_t h, const char *name, int32_t len, double *out);
+LABD_IMPORT(param_set_f64) int32_t labd_param_set_f64(int32_t h, const char *name, int32_t len, double value);
+LABD_IMPORT(param_get_text) int32_t labd_param_get_text(int32_t h, const char *name, int32_t len, char *buf, int32_t cap);
+LABD_IMPORT(param_set_text) int32_t labd_param_set_text(int32_t h, const char *name, int32_t len, const char *value, int32_t value_len);
 
 /* Conveniences for string literals. */
 #define LABD_STR(s) (s), (int32_t)(sizeof(s) - 1)
@@ -104,6 +112,12 @@ LABD_IMPORT(switch_get) int32_t labd_switch_get(int32_t h);
 #define labd_info(text) labd_log(LABD_INFO, LABD_STR(text))
 /* Return from run() with the code of a failed call: `LABD_TRY(labd_movable_move_abs(h, x));` */
 #define LABD_TRY(call) do { int32_t labd_rc_ = (call); if (labd_rc_ < 0) return labd_rc_; } while (0)
+
+/* Parameters by literal name: `labd_param_set(meter, "wavelength", 1064.0)`,
+ * `labd_param_set_str(meter, "range", "auto")` (a string literal value). */
+#define labd_param_get(h, name, out) labd_param_get_f64((h), LABD_STR(name), (out))
+#define labd_param_set(h, name, value) labd_param_set_f64((h), LABD_STR(name), (value))
+#define labd_param_set_str(h, name, text) labd_param_set_text((h), LABD_STR(name), LABD_STR(text))
 
 static inline double labd_arg_or(const char *name, int32_t len, double fallback) {
     double v;

@@ -92,3 +92,15 @@ func switch_set(h int32, on int32) int32
 
 //go:wasmimport labd_v1 switch_get
 func switch_get(h int32) int32
+
+//go:wasmimport labd_v1 param_get_f64
+func param_get_f64(h int32, name string, out *float64) int32
+
+//go:wasmimport labd_v1 param_set_f64
+func param_set_f64(h int32, name string, value float64) int32
+
+//go:wasmimport labd_v1 param_get_text
+func param_get_text(h int32, name string, buf *byte, size int32) int32
+
+//go:wasmimport labd_v1 param_set_text
+func param_set_text(h int32, name string, value string) int32

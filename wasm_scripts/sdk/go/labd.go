@@ -78,6 +78,7 @@ const (
 	kindTemperatureSensor = 6
 	kindVoltageSource     = 7
 	kindSwitchable        = 8
+	kindConfigurable      = 9
 )
 
 // Log levels for Log.
@@ -372,4 +373,48 @@ func (s Switchable) SetOn(on bool) error {
 func (s Switchable) IsOn() (bool, error) {
 	v, err := check(switch_get(s.h))
 	return v == 1, err
+}
+
+// Configurable is an instrument's parameters by name.
+type Configurable struct{ h int32 }
+
+func OpenConfigurable(name string) (Configurable, error) {
+	h, err := open(name, kindConfigurable)
+	return Configurable{h}, err
+}
+
+// GetF64 is a number in the parameter's unit (a bool as 1/0); EKIND for text and choices.
+func (c Configurable) GetF64(name string) (float64, error) {
+	var v float64
+	_, err := check(param_get_f64(c.h, name, &v))
+	return v, err
+}
+
+// SetF64 sets a number in the parameter's unit (a bool: nonzero is on).
+func (c Configurable) SetF64(name string, value float64) error {
+	return checked(param_set_f64(c.h, name, value))
+}
+
+// GetText is the value as text: "1064 nm" (a number with its unit), "true", "auto".
+func (c Configurable) GetText(name string) (string, error) {
+	var small [64]byte
+	n, err := check(param_get_text(c.h, name, &small[0], int32(len(small))))
+	if err != nil {
+		return "", err
+	}
+	if int(n) <= len(small) {
+		return string(small[:n]), nil
+	}
+	buf := make([]byte, n)
+	n, err = check(param_get_text(c.h, name, &buf[0], n))
+	if err != nil {
+		return "", err
+	}
+	return string(buf[:min(int(n), len(buf))]), nil
+}
+
+// SetText sets any kind from text: a quantity in any unit of its dimension ("1.064 um"),
+// a bool word ("on"), a choice.
+func (c Configurable) SetText(name string, value string) error {
+	return checked(param_set_text(c.h, name, value))
 }

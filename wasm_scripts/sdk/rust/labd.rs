@@ -32,6 +32,7 @@ const EXPOSURE_CONTROL: i32 = 5;
 const TEMPERATURE_SENSOR: i32 = 6;
 const VOLTAGE_SOURCE: i32 = 7;
 const SWITCHABLE: i32 = 8;
+const CONFIGURABLE: i32 = 9;
 
 #[repr(C)]
 #[derive(Clone, Copy, Default, Debug)]
@@ -104,6 +105,10 @@ pub mod raw {
         pub fn supply_readback(h: i32, out: *mut u8, size: i32) -> i32;
         pub fn switch_set(h: i32, on: i32) -> i32;
         pub fn switch_get(h: i32) -> i32;
+        pub fn param_get_f64(h: i32, name: *const u8, len: i32, out: *mut f64) -> i32;
+        pub fn param_set_f64(h: i32, name: *const u8, len: i32, value: f64) -> i32;
+        pub fn param_get_text(h: i32, name: *const u8, len: i32, buf: *mut u8, cap: i32) -> i32;
+        pub fn param_set_text(h: i32, name: *const u8, len: i32, value: *const u8, value_len: i32) -> i32;
     }
 }
 
@@ -140,6 +145,14 @@ pub fn arg_f64(name: &str) -> Option<f64> {
     let mut v = 0.0;
     let rc = unsafe { raw::arg_f64(name.as_ptr(), name.len() as i32, &mut v) };
     if rc == 0 { Some(v) } else { None }
+}
+/// A text `--arg name=value` in `buf`, or None when it was not given or does not fit.
+pub fn arg_str<'a>(name: &str, buf: &'a mut [u8]) -> Option<&'a str> {
+    let n = unsafe { raw::arg_str(name.as_ptr(), name.len() as i32, buf.as_mut_ptr(), buf.len() as i32) };
+    if n < 0 || n as usize > buf.len() {
+        return None;
+    }
+    core::str::from_utf8(&buf[..n as usize]).ok()
 }
 /// A pause point: returns Err(E_CANCELLED) when the run is being stopped.
 pub fn checkpoint() -> Result<()> {
@@ -277,6 +290,43 @@ impl Switchable {
     }
     pub fn is_on(&self) -> Result<bool> {
         check(unsafe { raw::switch_get(self.0) }).map(|v| v != 0)
+    }
+}
+
+/// An instrument's parameters by name: `meter.set_f64("wavelength", 1064.0)?`.
+pub struct Configurable(i32);
+impl Configurable {
+    pub fn open(name: &str) -> Result<Self> {
+        open(name, CONFIGURABLE).map(Self)
+    }
+    /// A number in the parameter's unit (a bool as 1.0/0.0); E_KIND for text and choices.
+    pub fn get_f64(&self, name: &str) -> Result<f64> {
+        let mut v = 0.0;
+        check(unsafe { raw::param_get_f64(self.0, name.as_ptr(), name.len() as i32, &mut v) })?;
+        Ok(v)
+    }
+    /// Set a number in the parameter's unit (a bool: nonzero is on).
+    pub fn set_f64(&self, name: &str, value: f64) -> Result<()> {
+        check(unsafe { raw::param_set_f64(self.0, name.as_ptr(), name.len() as i32, value) }).map(|_| ())
+    }
+    pub fn set_bool(&self, name: &str, on: bool) -> Result<()> {
+        self.set_f64(name, if on { 1.0 } else { 0.0 })
+    }
+    /// The value as text ("1064 nm", "true", "auto") into `buf`; returns the text's total
+    /// length, which is more than `buf.len()` when `buf` was too small.
+    pub fn get_text(&self, name: &str, buf: &mut [u8]) -> Result<usize> {
+        check(unsafe {
+            raw::param_get_text(self.0, name.as_ptr(), name.len() as i32, buf.as_mut_ptr(), buf.len() as i32)
+        })
+        .map(|n| n as usize)
+    }
+    /// Set any kind from text: a quantity in any unit of its dimension ("1.064 um"), a
+    /// bool word ("on"), a choice.
+    pub fn set_text(&self, name: &str, value: &str) -> Result<()> {
+        check(unsafe {
+            raw::param_set_text(self.0, name.as_ptr(), name.len() as i32, value.as_ptr(), value.len() as i32)
+        })
+        .map(|_| ())
     }
 }
 

@@ -22,7 +22,7 @@ pub const FrameStats = extern struct {
 };
 pub const SupplyReadback = extern struct { voltage: f64, current: f64, timestamp: f64, in_compliance: i32, reserved: i32 };
 
-pub const Kind = enum(i32) { movable = 1, stoppable = 2, readable = 3, frame_producer = 4, exposure_control = 5, temperature_sensor = 6, voltage_source = 7, switchable = 8 };
+pub const Kind = enum(i32) { movable = 1, stoppable = 2, readable = 3, frame_producer = 4, exposure_control = 5, temperature_sensor = 6, voltage_source = 7, switchable = 8, configurable = 9 };
 
 /// The imports exactly as ABI v1 defines them.
 pub const raw = struct {
@@ -55,6 +55,10 @@ pub const raw = struct {
     pub extern "labd_v1" fn supply_readback(h: i32, out: *SupplyReadback, size: i32) i32;
     pub extern "labd_v1" fn switch_set(h: i32, on: i32) i32;
     pub extern "labd_v1" fn switch_get(h: i32) i32;
+    pub extern "labd_v1" fn param_get_f64(h: i32, name: [*]const u8, len: i32, out: *f64) i32;
+    pub extern "labd_v1" fn param_set_f64(h: i32, name: [*]const u8, len: i32, value: f64) i32;
+    pub extern "labd_v1" fn param_get_text(h: i32, name: [*]const u8, len: i32, buf: [*]u8, cap: i32) i32;
+    pub extern "labd_v1" fn param_set_text(h: i32, name: [*]const u8, len: i32, value: [*]const u8, value_len: i32) i32;
 };
 
 fn check(rc: i32) Error!i32 {
@@ -107,6 +111,12 @@ pub fn argF64(name: []const u8) ?f64 {
     var v: f64 = 0;
     if (raw.arg_f64(name.ptr, @intCast(name.len), &v) != 0) return null;
     return v;
+}
+/// A text `--arg name=value` in `buf`, or null when not given or too long for `buf`.
+pub fn argStr(name: []const u8, buf: []u8) ?[]u8 {
+    const n = raw.arg_str(name.ptr, @intCast(name.len), buf.ptr, @intCast(buf.len));
+    if (n < 0 or n > buf.len) return null;
+    return buf[0..@intCast(n)];
 }
 pub fn checkpoint() Error!void {
     _ = try check(raw.checkpoint());
@@ -214,5 +224,33 @@ pub const Switchable = struct {
     }
     pub fn isOn(self: Switchable) Error!bool {
         return (try check(raw.switch_get(self.h))) != 0;
+    }
+};
+
+/// An instrument's parameters by name: `try meter.setF64("wavelength", 1064)`.
+pub const Configurable = struct {
+    h: i32,
+    pub fn open_(name: []const u8) Error!Configurable {
+        return .{ .h = try open(name, .configurable) };
+    }
+    /// A number in the parameter's unit (a bool as 1/0); Error.Kind for text and choices.
+    pub fn getF64(self: Configurable, name: []const u8) Error!f64 {
+        var v: f64 = 0;
+        _ = try check(raw.param_get_f64(self.h, name.ptr, @intCast(name.len), &v));
+        return v;
+    }
+    /// Set a number in the parameter's unit (a bool: nonzero is on).
+    pub fn setF64(self: Configurable, name: []const u8, value: f64) Error!void {
+        _ = try check(raw.param_set_f64(self.h, name.ptr, @intCast(name.len), value));
+    }
+    /// The value as text ("1064 nm", "true", "auto") in `buf`: the part that fits (the
+    /// whole text is longer when the returned slice fills `buf`).
+    pub fn getText(self: Configurable, name: []const u8, buf: []u8) Error![]u8 {
+        const n = try check(raw.param_get_text(self.h, name.ptr, @intCast(name.len), buf.ptr, @intCast(buf.len)));
+        return buf[0..@min(@as(usize, @intCast(n)), buf.len)];
+    }
+    /// Set any kind from text: a quantity ("1.064 um"), a bool word ("on"), a choice.
+    pub fn setText(self: Configurable, name: []const u8, value: []const u8) Error!void {
+        _ = try check(raw.param_set_text(self.h, name.ptr, @intCast(name.len), value.ptr, @intCast(value.len)));
     }
 };

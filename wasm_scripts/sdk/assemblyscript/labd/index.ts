@@ -32,6 +32,7 @@ const EXPOSURE_CONTROL: i32 = 5;
 const TEMPERATURE_SENSOR: i32 = 6;
 const VOLTAGE_SOURCE: i32 = 7;
 const SWITCHABLE: i32 = 8;
+const CONFIGURABLE: i32 = 9;
 
 export const DEBUG: i32 = 0;
 export const INFO: i32 = 1;
@@ -103,6 +104,10 @@ export namespace raw {
   @external("labd_v1", "supply_readback") export declare function supply_readback(h: i32, out: usize, size: i32): i32;
   @external("labd_v1", "switch_set") export declare function switch_set(h: i32, on: i32): i32;
   @external("labd_v1", "switch_get") export declare function switch_get(h: i32): i32;
+  @external("labd_v1", "param_get_f64") export declare function param_get_f64(h: i32, name: usize, len: i32, out: usize): i32;
+  @external("labd_v1", "param_set_f64") export declare function param_set_f64(h: i32, name: usize, len: i32, value: f64): i32;
+  @external("labd_v1", "param_get_text") export declare function param_get_text(h: i32, name: usize, len: i32, buf: usize, cap: i32): i32;
+  @external("labd_v1", "param_set_text") export declare function param_set_text(h: i32, name: usize, len: i32, value: usize, value_len: i32): i32;
 }
 
 // Strings are UTF-16 inside AssemblyScript and UTF-8 on the ABI.
@@ -300,5 +305,40 @@ export class Switchable extends Capability {
   /** 1 on, 0 off, < 0 the error. */
   isOn(): i32 {
     return raw.switch_get(this.handle);
+  }
+}
+
+/** An instrument's parameters by name. */
+export class Configurable extends Capability {
+  static open(name: string): Configurable {
+    return new Configurable(open(name, CONFIGURABLE));
+  }
+  /** A number in the parameter's unit (a bool as 1/0), or NaN when it could not be read
+   * (see lastError; E_KIND for text and choices). */
+  getF64(name: string): f64 {
+    const key = utf8(name);
+    const out = memory.data(8);
+    return raw.param_get_f64(this.handle, changetype<usize>(key), key.byteLength, out) < 0 ? NaN : load<f64>(out);
+  }
+  /** Set a number in the parameter's unit (a bool: nonzero is on). */
+  setF64(name: string, value: f64): i32 {
+    const key = utf8(name);
+    return raw.param_set_f64(this.handle, changetype<usize>(key), key.byteLength, value);
+  }
+  /** The value as text ("1064 nm", "true", "auto"), or null when it could not be read. */
+  getText(name: string): string | null {
+    const key = utf8(name);
+    const n = raw.param_get_text(this.handle, changetype<usize>(key), key.byteLength, 0, 0);
+    if (n < 0) return null;
+    const buf = new ArrayBuffer(n);
+    const m = raw.param_get_text(this.handle, changetype<usize>(key), key.byteLength, changetype<usize>(buf), n);
+    if (m < 0) return null;
+    return String.UTF8.decode(m < n ? buf.slice(0, m) : buf);
+  }
+  /** Set any kind from text: a quantity ("1.064 um"), a bool word ("on"), a choice. */
+  setText(name: string, value: string): i32 {
+    const key = utf8(name);
+    const text = utf8(value);
+    return raw.param_set_text(this.handle, changetype<usize>(key), key.byteLength, changetype<usize>(text), text.byteLength);
   }
 }
