@@ -203,8 +203,8 @@ interface ParameterWatcher {
 
 interface Configurable {
   parameters @0 () -> (parameters :List(Parameter));
-  get @1 (name :Text) -> (value :ParameterValue);
-  set @2 (name :Text, value :ParameterValue, unit :Text) -> (value :ParameterValue);
+  getParameter @1 (name :Text) -> (value :ParameterValue);
+  setParameter @2 (name :Text, value :ParameterValue, unit :Text) -> (value :ParameterValue);
       # unit: of value.number ("nm"), converted to the parameter's; empty: its own unit.
       # Returns the value the instrument holds afterwards (read back where it can be).
       # Every set is recorded on the stream "<instrument>/parameters".

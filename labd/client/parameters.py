@@ -51,7 +51,7 @@ class RemoteConfigurable:
         return [convert.parameter_from(p) for p in result.parameters]
 
     async def get_parameter(self, name: str) -> ParameterValue:
-        result = await self._link.call(lambda: self._cap.get(name))
+        result = await self._link.call(lambda: self._cap.getParameter(name))
         return convert.parameter_value_from(result.value)
 
     async def set_parameter(self, name: str, value: ParameterValue, unit: str = "") -> None:
@@ -60,7 +60,7 @@ class RemoteConfigurable:
     async def set_value(self, name: str, value: ParameterValue, unit: str = "") -> ParameterValue:
         wire = _s.ParameterValue.new_message()
         convert.parameter_value_to(wire, value)
-        result = await self._link.call(lambda: self._cap.set(name, wire, unit))
+        result = await self._link.call(lambda: self._cap.setParameter(name, wire, unit))
         return convert.parameter_value_from(result.value)
 
     def watch(self) -> ParameterWatch:

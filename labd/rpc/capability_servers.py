@@ -107,14 +107,16 @@ class ConfigurableServer(_s.Configurable.Server):  # type: ignore[misc]
         ):
             convert.parameter_to(struct, parameter)
 
-    async def get(self, name: str, _context: Any, **_: Any) -> None:
+    async def getParameter(self, name: str, _context: Any, **_: Any) -> None:
         async def got() -> Any:
             self._t.policy.check_alive()
             return await parameters.get_value(self._t.handle, name)
 
         convert.parameter_value_to(_context.results.value, await self._t.run(got))
 
-    async def set(self, name: str, value: Any, unit: str, _context: Any, **_: Any) -> None:
+    async def setParameter(
+        self, name: str, value: Any, unit: str, _context: Any, **_: Any
+    ) -> None:
         given = convert.parameter_value_from(value)
 
         async def done() -> Any:

@@ -13,7 +13,7 @@ import enum
 import struct
 from typing import Any
 
-import capabilities as caps
+from capabilities.declarations import declared
 
 ABI_VERSION = 1
 IMPORT_MODULE = "labd_v1"
@@ -75,16 +75,10 @@ class Kind(enum.IntEnum):
 
 
 _PROTOCOLS: dict[Kind, type[Any]] = {
-    Kind.MOVABLE: caps.Movable,
-    Kind.STOPPABLE: caps.Stoppable,
-    Kind.READABLE: caps.Readable,
-    Kind.FRAME_PRODUCER: caps.FrameProducer,
-    Kind.EXPOSURE_CONTROL: caps.ExposureControl,
-    Kind.TEMPERATURE_SENSOR: caps.TemperatureSensor,
-    Kind.VOLTAGE_SOURCE: caps.VoltageSource,
-    Kind.SWITCHABLE: caps.Switchable,
-    Kind.CONFIGURABLE: caps.Configurable,
+    Kind(decl.abi_kind): decl.protocol for decl in declared() if decl.abi_kind is not None
 }
+"""Kind -> Protocol, from the capabilities' declarations (``@capability(abi_kind=...)``);
+a test checks that every Kind is declared and named after its capability."""
 
 
 class LogLevel(enum.IntEnum):
