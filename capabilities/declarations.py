@@ -123,16 +123,15 @@ def bounded_by(quantity: str) -> Callable[[F], F]:
 
 
 def declared() -> list[CapabilityDecl]:
-    """Every capability, in declaration order (the order of the wire struct's fields)."""
-    import capabilities.protocols  # noqa: F401  (declaring them is importing it)
+    """Every capability, in declaration order (the order of the wire struct's fields).
 
+    Complete once :mod:`capabilities.protocols` is imported, which importing the
+    ``capabilities`` package (and so this module) always does first."""
     return list(_DECLARED.values())
 
 
 def declaration(name: str) -> CapabilityDecl:
     """The capability called ``name``; KeyError naming the known ones otherwise."""
-    import capabilities.protocols  # noqa: F401
-
     try:
         return _DECLARED[name]
     except KeyError:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import capabilities.protocols  # noqa: F401  (declares every capability)
+from capabilities import protocols
 from capabilities.declarations import declared
 
 #: Every capability by its wire name, in a stable order (the schema mirrors this list);
 #: derived from the declarations in :mod:`capabilities.protocols`.
 CAPABILITIES: dict[str, type] = {decl.name: decl.protocol for decl in declared()}
+assert protocols.Movable in CAPABILITIES.values()  # importing protocols declared them
 
 
 def capabilities_of(instrument: object) -> list[str]:

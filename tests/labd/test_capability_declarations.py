@@ -45,6 +45,7 @@ def test_the_capabilities_struct_has_one_field_per_capability_in_declaration_ord
     ordered = sorted(fields.values(), key=lambda f: f.proto.ordinal.explicit)
     assert [f.proto.name for f in ordered] == [d.wire_field for d in DECLS]
     assert list(CAPABILITIES) == [d.name for d in DECLS]
+    assert "Movable" in CAPABILITIES and "TemperatureController" in CAPABILITIES
 
 
 def test_every_ranged_set_point_is_a_field_of_the_wire_restriction() -> None:
