@@ -86,7 +86,7 @@ class _InstantHandle:
 def serve_labd_calls(path: str) -> None:
     """The daemon's own path for a call: its accept loop, framing guard and dispatch."""
     from labd.rpc.admission import Door, Gate
-    from labd.rpc.capability_servers import ReadableServer, Target
+    from labd.rpc.capability_servers import SERVERS, Target
     from labd.rpc.guard import open_stream
     from labd.rpc.limits import DEFAULT_LIMITS
     from labd.rpc.policy import Policy
@@ -100,7 +100,7 @@ def serve_labd_calls(path: str) -> None:
                     open_stream(conn, DEFAULT_LIMITS, lambda _reason: None)
                 )
                 gate.authenticate()  # the figure is of an unlocked connection
-                server = capnp.TwoPartyServer(stream, bootstrap=ReadableServer(target))
+                server = capnp.TwoPartyServer(stream, bootstrap=SERVERS["Readable"][1](target))
                 await aio.aio(server.on_disconnect())
 
             listener = sockets.bind_private(Path(path))
@@ -252,10 +252,10 @@ def calls_native(path: str) -> tuple[list[float], float]:
 def calls_labd(path: str) -> tuple[list[float], float]:
     async def main() -> tuple[list[float], float]:
         from labd.client.link import open_link
-        from labd.client.remote import RemoteReadable
+        from labd.client.remote import REMOTES
 
         async with open_link(path) as link:
-            meter = RemoteReadable(link, link.bootstrap.cast_as(_s.Readable))
+            meter = REMOTES["Readable"][1](link, link.bootstrap.cast_as(_s.Readable))
             for _ in range(200):
                 await meter.read()
             lat = []
