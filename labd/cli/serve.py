@@ -10,11 +10,12 @@ import os
 import signal
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from labd.cli import arguments
 from labd.cli.connection import REFUSED, USAGE
-from labd.contract.address import add_rpc_arguments
+from labd.contract.address import TlsConfig, default_socket_path
 from labd.rpc.limits import DEFAULT_LIMITS
 from labd.values import Number
 
@@ -64,7 +65,6 @@ def read_config(path: str | None) -> LabConfig:
 
 def serve(args: argparse.Namespace) -> int:
     from labd import aio
-    from labd.contract.address import rpc_options
     from labd.daemon import Daemon
     from labd.errors import ConfigError
 
@@ -183,3 +183,30 @@ def _leaves(error: BaseException) -> Iterator[BaseException]:
             yield from _leaves(inner)
     else:
         yield error
+
+
+def add_rpc_arguments(parser: Any) -> None:
+    """The ``labd serve`` options of the RPC server (here, not in ``labd.rpc.server``:
+    ``labd --help`` must not pay for importing pycapnp)."""
+    parser.add_argument(
+        "--socket",
+        help=f"unix socket to listen on (default: {default_socket_path()}); the token file"
+        " is written next to it",
+    )
+    parser.add_argument(
+        "--listen",
+        action="append",
+        default=[],
+        metavar="HOST:PORT",
+        help="also listen on TCP (repeatable); use with --tls-cert/--tls-key beyond localhost",
+    )
+    parser.add_argument("--tls-cert", help="PEM certificate chain: TCP listeners speak TLS")
+    parser.add_argument("--tls-key", help="PEM private key of --tls-cert")
+
+
+def rpc_options(args: Any) -> dict[str, Any]:
+    """Keyword arguments of :func:`labd.rpc.server.serve_rpc` from parsed ``labd serve`` arguments."""
+    if bool(args.tls_cert) != bool(args.tls_key):
+        raise SystemExit("labd serve: --tls-cert and --tls-key go together; give both")
+    tls = TlsConfig(Path(args.tls_cert), Path(args.tls_key)) if args.tls_cert else None
+    return {"socket_path": args.socket, "listen": list(args.listen), "tls": tls}

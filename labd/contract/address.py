@@ -13,7 +13,6 @@ import secrets
 import ssl
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 
 @dataclass(frozen=True)
@@ -126,30 +125,3 @@ class TlsConfig:
 def client_tls_context(cafile: str | os.PathLike[str] | None) -> ssl.SSLContext:
     """Verify the daemon against ``cafile`` (its self-signed certificate works) or the system CAs."""
     return ssl.create_default_context(cafile=None if cafile is None else os.fspath(cafile))
-
-
-def add_rpc_arguments(parser: Any) -> None:
-    """The ``labd serve`` options of the RPC server (here, not in ``server``: ``labd --help``
-    must not pay for importing pycapnp)."""
-    parser.add_argument(
-        "--socket",
-        help=f"unix socket to listen on (default: {default_socket_path()}); the token file"
-        " is written next to it",
-    )
-    parser.add_argument(
-        "--listen",
-        action="append",
-        default=[],
-        metavar="HOST:PORT",
-        help="also listen on TCP (repeatable); use with --tls-cert/--tls-key beyond localhost",
-    )
-    parser.add_argument("--tls-cert", help="PEM certificate chain: TCP listeners speak TLS")
-    parser.add_argument("--tls-key", help="PEM private key of --tls-cert")
-
-
-def rpc_options(args: Any) -> dict[str, Any]:
-    """Keyword arguments of :func:`labd.rpc.server.serve_rpc` from parsed ``labd serve`` arguments."""
-    if bool(args.tls_cert) != bool(args.tls_key):
-        raise SystemExit("labd serve: --tls-cert and --tls-key go together; give both")
-    tls = TlsConfig(Path(args.tls_cert), Path(args.tls_key)) if args.tls_cert else None
-    return {"socket_path": args.socket, "listen": list(args.listen), "tls": tls}
