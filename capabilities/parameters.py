@@ -74,7 +74,8 @@ class Parameter:
             if (self.low is not None and value < self.low) or (
                 self.high is not None and value > self.high
             ):
-                raise OutOfRange(f"{what} {value:g} {self.unit} is outside {self.span()}".strip())
+                shown = f"{value:g} {self.unit}".strip()
+                raise OutOfRange(f"{what} {shown} is outside {self.span()}")
             return value
         if self.kind == "bool":
             if not isinstance(value, bool):

@@ -7,6 +7,12 @@ calls. Voltage and current limits are per model and per output, checked before s
 
 Whether an output is current-limited is judged from the measured current reaching the
 limit (within 1 %), which is what constant-current mode means.
+
+Parameters per output: ``over_voltage_protection`` (``VOLT:PROT``: the output turns off
+when its voltage exceeds the level) and ``over_current_protection``
+(``CURR:PROT:STAT``: the output turns off instead of regulating current at its limit).
+The voltage and current set points and the output state are not parameters: they are
+the VoltageSource and Switchable methods, which a share can restrict (docs/security.md).
 """
 
 from __future__ import annotations
@@ -37,16 +43,44 @@ MODELS: dict[str, tuple[tuple[float, float], ...]] = {
 
 
 class E36300Output(Channel):
-    """One output: VoltageSource + Switchable."""
+    """One output: VoltageSource + Switchable + Configurable (its protection)."""
 
     voltage = control(
-        "VOLT? (@{ch})", "VOLT {:.4f},(@{ch})", validator=from_attribute("volts"), unit="V"
+        "VOLT? (@{ch})",
+        "VOLT {:.4f},(@{ch})",
+        validator=from_attribute("volts"),
+        unit="V",
+        parameter=False,  # VoltageSource.set_voltage, restricted by shares
     )
     current = control(
-        "CURR? (@{ch})", "CURR {:.4f},(@{ch})", validator=from_attribute("amps"), unit="A"
+        "CURR? (@{ch})",
+        "CURR {:.4f},(@{ch})",
+        validator=from_attribute("amps"),
+        unit="A",
+        parameter=False,  # VoltageSource.set_current_limit
     )
     output = control(
-        "OUTP? (@{ch})", "OUTP {},(@{ch})", parse=scpi_bool, format=int, expected="0 or 1"
+        "OUTP? (@{ch})",
+        "OUTP {},(@{ch})",
+        parse=scpi_bool,
+        format=int,
+        expected="0 or 1",
+        parameter=False,  # Switchable.set_on
+    )
+    over_voltage_protection = control(
+        "VOLT:PROT? (@{ch})",
+        "VOLT:PROT {:.4f},(@{ch})",
+        validator=from_attribute("volts"),
+        unit="V",
+        doc="the output turns off when its voltage exceeds this level",
+    )
+    over_current_protection = control(
+        "CURR:PROT:STAT? (@{ch})",
+        "CURR:PROT:STAT {},(@{ch})",
+        parse=scpi_bool,
+        format=int,
+        expected="0 or 1",
+        doc="on: the output turns off at its current limit instead of regulating current",
     )
     measured_voltage = measurement("MEAS:VOLT? (@{ch})", unit="V")
     measured_current = measurement("MEAS:CURR? (@{ch})", unit="A")

@@ -7,6 +7,10 @@ toolkit reads with ``TE`` after each command, so a refused move raises
 
 The travel range is read from the controller's software limits (``SL?``/``SR?``) at open,
 so a move outside them is refused before it is sent.
+
+Parameters: ``velocity`` (``VA``) and ``acceleration`` (``AC``) of the moves that follow
+(the controller keeps them until it is powered off; ``VA`` and ``AC`` are allowed in the
+READY and DISABLE states).
 """
 
 from __future__ import annotations
@@ -21,7 +25,9 @@ from drivers.toolkit import (
     Connection,
     DeviceReportedFault,
     MessageInstrument,
+    control,
     from_attribute,
+    in_range,
     measurement,
     setting,
     settle_deadline,
@@ -87,8 +93,25 @@ class NewportSMC100(MessageInstrument):
     status = measurement("{a}TS", prefix="{a}TS", parse=_status, expected="4+2 status digits")
     low_limit = measurement("{a}SL?", prefix="{a}SL")
     high_limit = measurement("{a}SR?", prefix="{a}SR")
-    target_position = setting("{a}PA{:.6g}", validator=from_attribute("travel"), unit="mm")
-    move_relative = setting("{a}PR{:.6g}", unit="mm")
+    # Moves are Movable's methods, which a share's range restricts: not parameters.
+    target_position = setting(
+        "{a}PA{:.6g}", validator=from_attribute("travel"), unit="mm", parameter=False
+    )
+    move_relative = setting("{a}PR{:.6g}", unit="mm", parameter=False)
+    velocity = control(
+        "{a}VA?",
+        "{a}VA{:.6g}",
+        prefix="{a}VA",
+        validator=in_range(1e-6, 1e12, "mm/s"),  # the manual's bounds; the stage's are lower
+        doc="speed of the moves that follow (the stage's own maximum applies)",
+    )
+    acceleration = control(
+        "{a}AC?",
+        "{a}AC{:.6g}",
+        prefix="{a}AC",
+        validator=in_range(1e-6, 1e12, "mm/s^2"),
+        doc="acceleration of the moves that follow",
+    )
 
     def __init__(
         self,

@@ -9,18 +9,25 @@ this driver does not wait for that answer in :meth:`move_abs` — it returns onc
 is commanded, as :class:`capabilities.Movable` asks — and the late answer is dropped
 before the next query. :meth:`wait_settled` polls ``gs`` until the mount is no longer
 busy.
+
+Parameters: ``jog_step`` (``gj``/``sj``, in degrees, converted with the mount's own
+pulses per degree) and ``velocity`` (``gv``/``sv``, percent of the mount's maximum speed).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import trio
 
-from capabilities import Limits, Reading
+from capabilities import Limits, Parameter, ParameterValue, Reading
 from drivers.toolkit import (
     Connection,
     DeviceReportedFault,
     MessageInstrument,
+    control,
     hex32,
+    in_range,
     measurement,
     setting,
     settle_deadline,
@@ -45,6 +52,15 @@ STATUS = {
 }
 BUSY = 9
 
+JOG_STEP = Parameter(
+    "jog_step",
+    "float",
+    unit="deg",
+    low=0.0,
+    high=360.0,
+    description="how far one jog (the front buttons, or a jog command) turns the mount",
+)
+
 
 def _info(reply: str) -> tuple[int, int]:
     """(travel in degrees, pulses per travel) from the ``IN`` reply after ``<addr>IN``."""
@@ -61,9 +77,31 @@ class ThorlabsELL14(MessageInstrument):
         "{addr}gp", prefix="{addr}PO", parse=signed_hex32, expected="eight hex digits"
     )
     status = measurement("{addr}gs", prefix="{addr}GS", parse=lambda r: int(r, 16))
-    move_absolute = setting("{addr}ma{}", format=hex32, check_errors=False)
-    move_relative = setting("{addr}mr{}", format=hex32, check_errors=False)
+    # Moves are Movable's methods, which a share's range restricts: not parameters.
+    move_absolute = setting("{addr}ma{}", format=hex32, check_errors=False, parameter=False)
+    move_relative = setting("{addr}mr{}", format=hex32, check_errors=False, parameter=False)
     halt = measurement("{addr}st", prefix="{addr}GS", parse=lambda r: int(r, 16))
+    jog_pulses = control(
+        "{addr}gj",
+        "{addr}sj{}",
+        prefix="{addr}GJ",
+        parse=signed_hex32,
+        format=hex32,
+        expected="eight hex digits",
+        check_errors=False,
+        parameter=False,  # in pulses: the parameter jog_step is in degrees
+    )
+    velocity = control(
+        "{addr}gv",
+        "{addr}sv{:02X}",
+        prefix="{addr}GV",
+        parse=lambda r: int(r, 16),
+        expected="two hex digits",
+        kind="int",
+        validator=in_range(1, 100, "%"),
+        check_errors=False,
+        doc="speed of moves, percent of the mount's maximum",
+    )
 
     def __init__(
         self,
@@ -128,6 +166,23 @@ class ThorlabsELL14(MessageInstrument):
 
     async def stop(self) -> None:
         self._check(await self.halt.get())
+
+    # Configurable: jog_step is computed (pulses on the wire, degrees for people).
+
+    async def parameters(self) -> Sequence[Parameter]:
+        return [JOG_STEP, *self.declared_parameters()]
+
+    async def get_parameter(self, name: str) -> ParameterValue:
+        if name == JOG_STEP.name:
+            return await self.jog_pulses.get() / self.pulses_per_degree
+        return await super().get_parameter(name)
+
+    async def set_parameter(self, name: str, value: ParameterValue) -> None:
+        if name == JOG_STEP.name:
+            degrees = float(JOG_STEP.check(value))
+            await self.jog_pulses.set(round(degrees * self.pulses_per_degree))
+            return
+        await super().set_parameter(name, value)
 
     def _check(self, code: int) -> None:
         if code not in (0, BUSY):

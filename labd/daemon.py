@@ -24,7 +24,7 @@ import numpy as np
 import pyarrow as pa
 import trio
 
-from labd import acquisition, aio, loopwatch
+from labd import acquisition, aio, loopwatch, parameters
 from labd.config import LabConfig
 from labd.parameters import KIND as PARAMETERS_KIND
 from labd.parameters import ParameterLog
@@ -90,6 +90,11 @@ class Daemon:
         with self._data_services():
             async with trio.open_nursery() as nursery:
                 await nursery.start(loopwatch.LoopWatch().run)
+                # Subscribed before the supervisor starts: its first "ready" is recorded too.
+                states = self.supervisor.subscribe_states()
+                nursery.start_soon(
+                    parameters.record_when_ready, self.supervisor, states, self.parameters
+                )
                 await nursery.start(self.supervisor.run)
                 await nursery.start(self.scripts.run)
                 await self._open_rings()

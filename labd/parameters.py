@@ -29,7 +29,7 @@ from capabilities import InvalidRequest, Parameter, ParameterValue, now
 from capabilities.parameters import find
 from capabilities.parameters import text_of as text_of  # the one text form (scripts use it)
 from labd.streams import Stream, StreamHub
-from labd.supervisor import Guard, InstrumentHandle, Supervisor
+from labd.supervisor import Guard, InstrumentHandle, State, StateChange, Supervisor
 from labd.values import parameter_value as coerce
 
 log = logging.getLogger("labd.parameters")
@@ -165,3 +165,34 @@ async def set_value(
         log_to.record(handle, parameter, change)
     log.info("%s: %s = %s %s (by %s)", handle.name, name, text_of(held), parameter.unit, by)
     return held
+
+
+async def record_when_ready(
+    supervisor: Supervisor,
+    changes: trio.MemoryReceiveChannel[StateChange],
+    log_to: ParameterLog,
+) -> None:
+    """Record every readable parameter of an instrument each time it becomes ready (by
+    ``"open"``), so its stream says which settings held from the first batch on -- also
+    those the lab config set, and after a restart, where the instrument may have reset.
+
+    ``changes`` is the supervisor's state channel, subscribed before it starts."""
+    async with changes, trio.open_nursery() as nursery:
+        async for change in changes:
+            if change.state is not State.READY:
+                continue
+            handle = supervisor.get(change.instrument)
+            if "Configurable" in handle.capabilities:
+                nursery.start_soon(_snapshot, handle, log_to)
+
+
+async def _snapshot(handle: InstrumentHandle, log_to: ParameterLog) -> None:
+    try:
+        described = await describe(handle)
+        for parameter in described:
+            if parameter.readable:
+                value = await handle.call("get_parameter", parameter.name)
+                change = Change(handle.name, parameter.name, value, parameter.unit, "open", now())
+                log_to.record(handle, parameter, change)
+    except Exception as e:  # a fault now is the instrument's, and the supervisor's business
+        log.info("%s: parameters not recorded at open: %s", handle.name, e)

@@ -2,6 +2,8 @@
 
 Commands and replies end in CR LF and start with the controller address. Commands that
 fail set an error letter, read (and cleared) by ``TE``, as the real controller does.
+``VA``/``VA?`` and ``AC``/``AC?`` set and read the velocity (moves run at it, at
+constant speed) and the acceleration (kept, not simulated).
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ class SMC100Device(SerialDevice):
         super().__init__(link=link)
         self.address = str(address)
         self.velocity = mm_per_s
+        self.acceleration = 80.0
         self.low, self.high = travel
         self.position = 0.0
         self.state = READY_FROM_HOMING if referenced else NOT_REFERENCED
@@ -65,6 +68,8 @@ class SMC100Device(SerialDevice):
             return f"{a}VE SMC_CC - Controller-driver version 3.0.1"
         if verb in ("SL", "SR") and arg == "?":
             return f"{a}{verb}{self.low if verb == 'SL' else self.high:g}"
+        if verb in ("VA", "AC"):
+            return self._setting(verb, arg)
         if verb == "ST":
             self.position, self._move = self._current(), None
             self.state = READY_FROM_MOVING
@@ -77,6 +82,23 @@ class SMC100Device(SerialDevice):
             self._move_command(verb, arg)
             return None
         self.error = "A"  # unknown message code
+        return None
+
+    def _setting(self, verb: str, arg: str) -> str | None:
+        attribute = "velocity" if verb == "VA" else "acceleration"
+        if arg == "?":
+            return f"{self.address}{verb}{getattr(self, attribute):g}"
+        try:
+            value = float(arg)
+        except ValueError:
+            value = 0.0
+        if not 1e-6 < value < 1e12:
+            self.error = "C"  # parameter missing or out of range
+            return None
+        if attribute == "velocity" and self._move is not None:  # goes on at the new speed
+            now = self._current()
+            self.position, self._move = now, (now, self._move[1], time.monotonic())
+        setattr(self, attribute, value)
         return None
 
     def _move_command(self, verb: str, arg: str) -> None:

@@ -2,7 +2,9 @@
 
 Commands are ``<address><two letters>[8 hex digits]`` with no terminator; replies end in
 CR LF. A move is answered when it ends, with the final ``PO`` position (or a ``GS``
-status on error); while it runs, ``gs`` answers ``09`` (busy).
+status on error); while it runs, ``gs`` answers ``09`` (busy). ``gj``/``sj`` read and set
+the jog step (pulses), ``gv``/``sv`` the velocity (two hex digits, percent of the
+maximum: a move at 50 % takes twice as long).
 """
 
 from __future__ import annotations
@@ -15,8 +17,8 @@ from drivers.devices.serial_device import SerialDevice
 #: What our simulated ELL14 reports in its ``in`` reply (pulses per revolution).
 PULSES_PER_REVOLUTION = 143360
 
-#: Commands that carry eight hex digits of data.
-_WITH_DATA = {"ma", "mr", "so", "sj", "sv"}
+#: Commands that carry data, and how many hex digits.
+_WITH_DATA = {"ma": 8, "mr": 8, "so": 8, "sj": 8, "sv": 2}
 
 
 def _signed(text: str) -> int:
@@ -40,7 +42,9 @@ class ELL14Device(SerialDevice):
     ) -> None:
         super().__init__(link=link)
         self.address = address
-        self.pulses_per_s = degrees_per_s * PULSES_PER_REVOLUTION / 360
+        self.max_pulses_per_s = degrees_per_s * PULSES_PER_REVOLUTION / 360
+        self.velocity_percent = 100
+        self.jog_pulses = PULSES_PER_REVOLUTION // 72  # 5 degrees
         self.position = 0.0
         """Pulses; a float so a move can be interpolated."""
         self._move: tuple[float, float, float] | None = None  # (start, target, start time)
@@ -53,7 +57,7 @@ class ELL14Device(SerialDevice):
                 continue
             if len(buffer) < 3:
                 break
-            size = 3 + (8 if buffer[1:3].decode("latin-1") in _WITH_DATA else 0)
+            size = 3 + _WITH_DATA.get(buffer[1:3].decode("latin-1"), 0)
             if len(buffer) < size:
                 break
             commands.append(buffer[:size].decode("latin-1"))
@@ -62,6 +66,10 @@ class ELL14Device(SerialDevice):
 
     def moving(self) -> bool:
         return self._move is not None
+
+    @property
+    def pulses_per_s(self) -> float:
+        return self.max_pulses_per_s * self.velocity_percent / 100
 
     def _current(self) -> float:
         if self._move is None:
@@ -84,6 +92,25 @@ class ELL14Device(SerialDevice):
             return f"{a}GS{'09' if self.moving() else '00'}"
         if verb == "st":
             self.position, self._move = self._current(), None
+            return f"{a}GS00"
+        if verb == "gj":
+            return f"{a}GJ{_hex(self.jog_pulses)}"
+        if verb == "gv":
+            return f"{a}GV{self.velocity_percent:02X}"
+        if verb in ("sj", "sv"):
+            try:
+                number = _signed(data) if verb == "sj" else int(data, 16)
+            except ValueError:
+                return f"{a}GS04"
+            if verb == "sj":
+                self.jog_pulses = number
+            elif 0 < number <= 100:
+                if self._move is not None:  # a move under way goes on at the new speed
+                    self.position = self._current()
+                    self._move = (self.position, self._move[1], time.monotonic())
+                self.velocity_percent = number
+            else:
+                return f"{a}GS04"
             return f"{a}GS00"
         if verb in ("ma", "mr"):
             try:

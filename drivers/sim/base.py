@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from drivers.sim.faults import Faults
 from drivers.sim.world import World, current_world
+from drivers.toolkit.parameters import DeclaredParameters
 
 
-class SimInstrument:
+class SimInstrument(DeclaredParameters):
     """Base of the simulated instruments.
 
     ``name`` is the key under which the instrument meets its siblings in
@@ -15,6 +16,10 @@ class SimInstrument:
     the running Trio program (:attr:`world`). Subclasses call
     ``await self._call("method")`` first thing in every capability method, which refuses
     calls before ``open()`` and applies injected faults.
+
+    Settings that change the simulated physics are parameters, declared with
+    :func:`drivers.toolkit.value` (``Configurable``, docs/drivers/sim.md); their gets and
+    sets count as capability calls and fault like them.
     """
 
     def __init__(
@@ -55,6 +60,12 @@ class SimInstrument:
 
     async def _call(self, method: str) -> None:
         await self._faults.before_call(method)
+
+    def parameter_owner(self) -> str:
+        return self.name
+
+    async def parameter_call(self, method: str) -> None:
+        await self._call(method)
 
 
 def check_positive(owner: str, **values: float) -> None:

@@ -20,6 +20,10 @@ from capabilities import (
 from drivers.sim.base import SimInstrument, check_non_negative, check_positive
 from drivers.sim.sensor import Sensor, SensorParams
 from drivers.sim.world import POSITION, SENSOR_TEMPERATURE
+from drivers.toolkit.parameters import value
+
+#: ``trigger_mode`` choices: free-running snaps, or every frame armed and triggered.
+TRIGGER_MODES = ("internal", "software")
 
 _EXPOSURE = Limits(1e-5, 60.0, "s")
 _COOLING_TARGET = Limits(-50.0, 30.0, "°C")
@@ -44,7 +48,26 @@ class SimCamera(SimInstrument):
 
     Triggering: ``arm()`` then ``trigger()`` starts one exposure at the trigger; the
     next ``snap()`` returns that frame. A snap while armed but not triggered is refused.
+
+    Parameters: ``gain`` (counts per photo-electron above the bias), ``binning`` (1, 2
+    or 4: b×b pixels summed into one, so frames and ``frame_format`` shrink by b and a
+    binned pixel holds the electrons of b² pixels), ``trigger_mode`` (``internal``: a
+    snap exposes at once; ``software``: a snap is refused unless ``arm()`` and
+    ``trigger()`` started its exposure).
     """
+
+    gain = value(1.0, unit="", low=0.1, high=16.0, doc="counts per photo-electron above the bias")
+    binning = value(
+        "1",
+        choices=("1", "2", "4"),
+        doc="b×b sensor pixels summed into one frame pixel (frames shrink by b)",
+        on_change="_check_binning",
+    )
+    trigger_mode = value(
+        "internal",
+        choices=TRIGGER_MODES,
+        doc="internal: snap() exposes at once; software: each frame needs arm() and trigger()",
+    )
 
     def __init__(
         self,
@@ -162,25 +185,34 @@ class SimCamera(SimInstrument):
         if self._triggered is not None:
             start, exposure = self._triggered
             self._triggered = None
+        elif self.trigger_mode == "software":
+            raise InvalidRequest(
+                f"{self.name} is in software trigger mode: arm() and trigger() before each"
+                " snap(), or set trigger_mode to internal"
+            )
         else:
             start, exposure = trio.current_time(), self._exposure
         timestamp = now() - (trio.current_time() - start)
         spot_x, spot_y = self._spot_at(start + exposure / 2)
         sensor, roi = self._sensor, self._roi
+        gain, binning = self.gain, int(self.binning)
         assert sensor is not None
         async with trio.open_nursery() as nursery:
             # Render while the "exposure" runs; the frame is ready when the exposure ends.
             nursery.start_soon(trio.sleep_until, start + exposure)
             data = await trio.to_thread.run_sync(
-                sensor.render, roi, exposure, spot_x, spot_y, abandon_on_cancel=True
+                sensor.render, roi, exposure, spot_x, spot_y, gain, binning, abandon_on_cancel=True
             )
         self._seq += 1
         return Frame(data=data, timestamp=timestamp, exposure_s=exposure, roi=roi, seq=self._seq)
 
     async def frame_format(self) -> FrameFormat:
         await self._call("frame_format")
+        binning = int(self.binning)
         return FrameFormat(
-            height=self._roi.height, width=self._roi.width, dtype=np.dtype(np.uint16).name
+            height=self._roi.height // binning,
+            width=self._roi.width // binning,
+            dtype=np.dtype(np.uint16).name,
         )
 
     # ExposureControl
@@ -207,6 +239,7 @@ class SimCamera(SimInstrument):
                 f"ROI {roi} does not fit the {width}×{height} sensor: x and y must be >= 0,"
                 f" width and height > 0, x+width <= {width} and y+height <= {height}"
             )
+        self._check_binning(roi)
         self._roi = roi
 
     async def sensor_size(self) -> tuple[int, int]:
@@ -253,6 +286,14 @@ class SimCamera(SimInstrument):
         self._triggered = (trio.current_time(), self._exposure)
 
     # internals
+
+    def _check_binning(self, roi: Roi | None = None) -> None:
+        roi, binning = roi or self._roi, int(self.binning)
+        if roi.width < binning or roi.height < binning:
+            raise InvalidRequest(
+                f"{self.name}: a {roi.width}×{roi.height} ROI is smaller than one {binning}×"
+                f"{binning} bin; choose a larger ROI or a smaller binning"
+            )
 
     def _temperature_at(self, t: float) -> float:
         since, celsius = self._temperature_since

@@ -9,7 +9,8 @@ import trio
 
 from capabilities import Limits, Reading, SupplyReadback
 from drivers.sim.base import SimInstrument, check_non_negative, check_positive
-from drivers.sim.world import HEATING_POWER, SUPPLY_SETTINGS, StepHistory
+from drivers.sim.world import HEATING_POWER, SUPPLY_PROTECTION, SUPPLY_SETTINGS, StepHistory
+from drivers.toolkit.parameters import value
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,7 +36,28 @@ class SimPowerSupply(SimInstrument):
     this supply warms up. The constructor's ``voltage``, ``current_limit`` and ``output``
     are the state at power-up; a restarted driver finds the supply as the previous one
     left it, as with a real supply whose controller reconnects.
+
+    Over-voltage protection (parameter ``over_voltage_protection``, V): whenever the
+    output is on with a voltage set point above the level — a ``set_voltage`` above it,
+    ``set_on(True)`` with the set point above it, or the level lowered below the set
+    point — the protection trips: the output turns off and ``protection_tripped`` reads
+    true. The set point is kept; ``set_on(True)`` clears the trip and tries again. The
+    level defaults to 110 % of ``max_voltage`` (it never trips) and accepts 0 to that.
     """
+
+    over_voltage_protection = value(
+        33.0,
+        unit="V",
+        low=0.0,
+        high="_ovp_high",
+        doc="output turns off when the voltage set point exceeds this level with output on",
+        on_change="_check_protection",
+    )
+    protection_tripped = value(
+        False,
+        writable=False,
+        doc="the over-voltage protection turned the output off (set_on(True) clears it)",
+    )
 
     def __init__(
         self,
@@ -47,6 +69,7 @@ class SimPowerSupply(SimInstrument):
         voltage: float = 0.0,
         current_limit: float = 1.0,
         output: bool = False,
+        over_voltage_protection: float | None = None,
         voltage_noise: float = 5e-4,
         current_noise: float = 5e-5,
         seed: int | None = None,
@@ -66,6 +89,9 @@ class SimPowerSupply(SimInstrument):
         )
         check_non_negative(owner, voltage_noise=voltage_noise, current_noise=current_noise)
         self._voltage_range = Limits(0.0, float(max_voltage), "V")
+        self._ovp_high = 1.1 * float(max_voltage)
+        ovp = self._ovp_high if over_voltage_protection is None else over_voltage_protection
+        self.over_voltage_protection = float(ovp)
         self._current_range = Limits(0.0, float(max_current), "A")
         self._voltage = self._voltage_range.check(float(voltage), f"{owner}: voltage")
         self._limit = self._current_range.check(float(current_limit), f"{owner}: current_limit")
@@ -81,6 +107,9 @@ class SimPowerSupply(SimInstrument):
         settings = self.world.get(self.name, SUPPLY_SETTINGS)
         if settings is not None:
             self._voltage, self._limit, self._on = settings
+        protection = self.world.get(self.name, SUPPLY_PROTECTION)
+        if protection is not None:
+            self.over_voltage_protection, self.protection_tripped = protection
         t = trio.current_time()
         self._power = self.world.get(self.name, HEATING_POWER)
         if self._power is None:
@@ -93,7 +122,7 @@ class SimPowerSupply(SimInstrument):
     async def set_voltage(self, volts: float) -> None:
         await self._call("set_voltage")
         self._voltage = self._voltage_range.check(float(volts), f"{self.name} voltage")
-        self._output_changed()
+        self._check_protection()
 
     async def voltage_setpoint(self) -> float:
         await self._call("voltage_setpoint")
@@ -120,7 +149,9 @@ class SimPowerSupply(SimInstrument):
     async def set_on(self, on: bool) -> None:
         await self._call("set_on")
         self._on = bool(on)
-        self._output_changed()
+        if self._on:
+            self.protection_tripped = False
+        self._check_protection()
 
     async def is_on(self) -> bool:
         await self._call("is_on")
@@ -136,7 +167,16 @@ class SimPowerSupply(SimInstrument):
             return _Output(self._limit * self._load, self._limit, True)
         return _Output(self._voltage, amps, False)
 
+    def _check_protection(self) -> None:
+        if self._on and self._voltage > self.over_voltage_protection:
+            self._on = False
+            self.protection_tripped = True
+        self._output_changed()
+
     def _output_changed(self) -> None:
         assert self._power is not None
         self._power.set(trio.current_time(), self._output().watts)
         self.world.publish(self.name, SUPPLY_SETTINGS, (self._voltage, self._limit, self._on))
+        self.world.publish(
+            self.name, SUPPLY_PROTECTION, (self.over_voltage_protection, self.protection_tripped)
+        )

@@ -58,16 +58,38 @@ class Sensor:
         self._background_exposure = math.nan
 
     def render(
-        self, roi: Roi, exposure_s: float, spot_x: float, spot_y: float
+        self,
+        roi: Roi,
+        exposure_s: float,
+        spot_x: float,
+        spot_y: float,
+        gain: float = 1.0,
+        binning: int = 1,
     ) -> npt.NDArray[np.uint16]:
         """A frame of ``roi`` after ``exposure_s`` with the spot centred at sensor pixel
-        ``(spot_x, spot_y)`` (column, row; the spot may lie partly or wholly off the ROI)."""
+        ``(spot_x, spot_y)`` (column, row; the spot may lie partly or wholly off the ROI).
+
+        ``binning`` b sums the photo-electrons of each b×b block into one pixel (the frame
+        is ``roi.height // b`` × ``roi.width // b``, a partial block at the edge is
+        dropped) with the bias counted once; ``gain`` is counts per electron. Both are
+        applied to the electrons above the bias, clipped at 65535 afterwards.
+        """
         background = self._background_table(exposure_s)
         n = roi.width * roi.height
         offset = int(self._rng.integers(0, background.size - n + 1))
         frame = background[offset : offset + n].reshape(roi.height, roi.width).copy()
         self._add_spot(frame, roi, exposure_s, spot_x - roi.x, spot_y - roi.y)
-        return frame
+        if gain == 1.0 and binning == 1:
+            return frame  # the fast path: one count per electron
+        bias = self.params.bias
+        electrons = frame.astype(np.float32) - np.float32(bias)
+        if binning > 1:
+            h, w = roi.height // binning, roi.width // binning
+            blocks = electrons[: h * binning, : w * binning].reshape(h, binning, w, binning)
+            electrons = blocks.sum(axis=(1, 3), dtype=np.float32)
+        counts = electrons * np.float32(gain) + np.float32(bias + 0.5)
+        np.clip(counts, 0, _FULL_WELL, out=counts)
+        return counts.astype(np.uint16)
 
     def _background_table(self, exposure_s: float) -> npt.NDArray[np.uint16]:
         if self._background is None or exposure_s != self._background_exposure:

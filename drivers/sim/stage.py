@@ -10,6 +10,7 @@ from capabilities import DeviceDisconnected, InvalidRequest, Limits, Reading, Wa
 from drivers.sim.base import SimInstrument, check_non_negative, check_positive
 from drivers.sim.motion import Move, Settling, at_rest, plan_move, plan_stop
 from drivers.sim.world import POSITION
+from drivers.toolkit.parameters import value
 
 
 class SimStage(SimInstrument):
@@ -27,7 +28,25 @@ class SimStage(SimInstrument):
 
     With the defaults a 0.3 mm step takes ~100 ms including settling, so a 20-point scan
     over 6 mm takes about 2 s.
+
+    Parameters ``velocity`` and ``acceleration`` shape the profile of the *next* move
+    (a move under way keeps its plan, as on a controller that latches them at the start).
     """
+
+    velocity = value(
+        20.0,
+        unit="{unit}/s",
+        low=1e-3,
+        high=1e4,
+        doc="maximum speed of the next move",
+    )
+    acceleration = value(
+        200.0,
+        unit="{unit}/s^2",
+        low=1e-2,
+        high=1e6,
+        doc="acceleration and braking rate of the next move (and of stop())",
+    )
 
     def __init__(
         self,
@@ -62,8 +81,8 @@ class SimStage(SimInstrument):
         self._limits = Limits(float(low_limit), float(high_limit), unit)
         self._limits.check(position, f"{owner}: initial position")
         self._initial = float(position)
-        self._vmax = float(velocity)
-        self._amax = float(acceleration)
+        self.velocity = float(velocity)
+        self.acceleration = float(acceleration)
         self._settling = Settling(float(overshoot), float(tolerance), float(settle_time))
         self._move: Move | None = None
         self._parked = self._initial  # where the carriage is while the controller is closed
@@ -141,11 +160,18 @@ class SimStage(SimInstrument):
         t = trio.current_time()
         self._replan(
             plan_stop(
-                t, move.position(t), move.velocity(t), amax=self._amax, settling=self._settling
+                t,
+                move.position(t),
+                move.velocity(t),
+                amax=self.acceleration,
+                settling=self._settling,
             )
         )
 
     # internals
+
+    def parameter_fields(self) -> dict[str, object]:
+        return {"unit": self._limits.unit}
 
     def _position_at(self, t: float) -> float:
         """What siblings see: follows every new command, and the parked carriage after close."""
@@ -169,8 +195,8 @@ class SimStage(SimInstrument):
                 move.position(t),
                 move.velocity(t),
                 target,
-                vmax=self._vmax,
-                amax=self._amax,
+                vmax=self.velocity,
+                amax=self.acceleration,
                 settling=self._settling,
             )
         )

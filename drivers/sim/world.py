@@ -91,6 +91,11 @@ SUPPLY_SETTINGS: Quantity[tuple[float, float, bool]] = Quantity(
     "settings, as (volts, current limit, output on)"
 )
 
+#: A supply's over-voltage protection, as (level in V, tripped): it lives in the box too.
+SUPPLY_PROTECTION: Quantity[tuple[float, bool]] = Quantity(
+    "over-voltage protection, as (level, tripped)"
+)
+
 #: A camera sensor's temperature (°C) as a function of time.
 SENSOR_TEMPERATURE: Quantity[Callable[[float], float]] = Quantity(
     "sensor temperature as a function of time"

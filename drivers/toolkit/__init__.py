@@ -10,6 +10,7 @@ from drivers.toolkit.connection import Connection, ErrorCheck, ScpiErrorQueue
 from drivers.toolkit.errors import CommandRejected, DeviceReportedFault, UnexpectedReply
 from drivers.toolkit.instrument import Channel, MessageInstrument
 from drivers.toolkit.link import Link, LinkLost, LinkTimeout
+from drivers.toolkit.parameters import DeclaredParameters, ParameterDeclaration, Value, value
 from drivers.toolkit.parsers import hex32, scpi_bool, scpi_string, signed_hex32
 from drivers.toolkit.properties import (
     Control,
@@ -29,6 +30,7 @@ __all__ = [
     "CommandRejected",
     "Connection",
     "Control",
+    "DeclaredParameters",
     "DeviceReportedFault",
     "Endpoint",
     "ErrorCheck",
@@ -39,10 +41,12 @@ __all__ = [
     "Measurement",
     "MessageInstrument",
     "OneOf",
+    "ParameterDeclaration",
     "ScpiErrorQueue",
     "Setting",
     "UnexpectedReply",
     "Validator",
+    "Value",
     "control",
     "from_attribute",
     "hex32",
@@ -54,4 +58,5 @@ __all__ = [
     "setting",
     "settle_deadline",
     "signed_hex32",
+    "value",
 ]

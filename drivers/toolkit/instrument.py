@@ -48,5 +48,8 @@ class Channel(Endpoint):
     def label(self) -> str:
         return f"{self.connection.name} {self.name}"
 
+    def parameter_channel(self) -> str:
+        return self.name
+
     def command_fields(self) -> Mapping[str, object]:
         return self._fields

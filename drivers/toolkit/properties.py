@@ -22,17 +22,27 @@ so one declaration serves every channel of a multi-channel instrument.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any, Generic, TypeVar, overload
+from typing import Any, Generic, TypeVar, cast, overload
 
+from capabilities import InvalidRequest, Parameter, ParameterValue
 from drivers.toolkit.connection import Connection
-from drivers.toolkit.validators import Validator
+from drivers.toolkit.parameters import DeclaredParameters, ParameterDeclaration, choice_label
+from drivers.toolkit.parsers import scpi_bool, scpi_string
+from drivers.toolkit.validators import InRange, OneOf, Validator
 
 T = TypeVar("T")
 E = TypeVar("E", bound="Endpoint")
 
+_Options = tuple[bool, str | None, Mapping[str, Any] | None, str | None, str | None]
+"""(parameter, kind, choices, on_change, name) of a control or setting."""
 
-class Endpoint:
-    """Anything that talks through a :class:`Connection`: an instrument or one channel."""
+
+class Endpoint(DeclaredParameters):
+    """Anything that talks through a :class:`Connection`: an instrument or one channel.
+
+    Its ``control``/``setting`` declarations are its parameters (``Configurable``), see
+    :mod:`drivers.toolkit.parameters`.
+    """
 
     connection: Connection
 
@@ -45,6 +55,12 @@ class Endpoint:
         """Named fields filled into command templates (``{ch}``, ``{addr}``)."""
         return {}
 
+    def parameter_owner(self) -> str:
+        return self.label
+
+    def parameter_fields(self) -> Mapping[str, object]:
+        return self.command_fields()
+
 
 class from_attribute:
     """A validator looked up on the endpoint, for ranges that differ per channel or model."""
@@ -55,6 +71,12 @@ class from_attribute:
     def resolve(self, endpoint: Endpoint) -> Validator[Any]:
         validator: Validator[Any] = getattr(endpoint, self.attribute)
         return validator
+
+
+def _resolve(
+    validator: Validator[Any] | from_attribute | None, endpoint: Endpoint
+) -> Validator[Any] | None:
+    return validator.resolve(endpoint) if isinstance(validator, from_attribute) else validator
 
 
 def _format(template: str, endpoint: Endpoint, *values: object) -> str:
@@ -96,14 +118,24 @@ class _Write(Generic[T]):
         self.unit = unit
 
     async def run(self, endpoint: Endpoint, name: str, value: T) -> None:
-        validator = self.validator
-        if isinstance(validator, from_attribute):
-            validator = validator.resolve(endpoint)
+        validator = _resolve(self.validator, endpoint)
         if validator is not None:
             validator.check(value, f"{endpoint.label}: {name}")
         formatted = value if self.format is None else self.format(value)
         command = _format(self.command, endpoint, formatted)
         await endpoint.connection.write(command, check_errors=self.check_errors)
+
+
+#: What a reply parser says about the parameter's kind.
+_KIND_OF_PARSE: dict[object, str] = {
+    float: "float",
+    int: "int",
+    bool: "bool",
+    scpi_bool: "bool",
+    str: "text",
+    scpi_string: "text",
+}
+_KIND_OF_FORMAT: dict[object, str] = {None: "float", float: "float", int: "int", str: "text"}
 
 
 class _Declaration:
@@ -113,6 +145,104 @@ class _Declaration:
 
     def __set_name__(self, owner: type, name: str) -> None:
         self.name = name
+
+
+class _ParameterDeclaration(_Declaration, ParameterDeclaration):
+    """A ``control`` or ``setting``: a parameter unless declared with ``parameter=False``."""
+
+    write: _Write[Any]
+    readable = False
+
+    def _parameter_options(
+        self,
+        parameter: bool,
+        kind: str | None,
+        choices: Mapping[str, Any] | None,
+        on_change: str | None,
+        name: str | None,
+        inferred: str | None,
+    ) -> None:
+        self.given_name = name
+        self.parameter = parameter
+        self.choices = dict(choices or {})
+        self.on_change = on_change
+        validator = self.write.validator
+        if (kind is None and self.choices) or (kind is None and isinstance(validator, OneOf)):
+            kind = "choice"
+        elif kind is None and not isinstance(validator, from_attribute):
+            # a from_attribute validator may still make it a choice: decided per endpoint
+            kind = inferred or ("float" if isinstance(validator, InRange) else None)
+        if parameter and kind is None and not isinstance(validator, from_attribute):
+            raise TypeError(
+                f"{self.write.command!r}: cannot tell the parameter kind from its parse/format;"
+                " give kind= (float, int, bool, text, choice) or parameter=False"
+            )
+        self.kind = kind
+        self.inferred = inferred
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = self.given_name or name
+
+    def describe(self, owner: DeclaredParameters) -> Parameter | None:
+        if not self.parameter:
+            return None
+        assert isinstance(owner, Endpoint)
+        validator = _resolve(self.write.validator, owner)
+        kind = self.kind
+        choices: tuple[str, ...] = tuple(self.choices)
+        if kind is None:  # from_attribute: decided by what it resolves to
+            kind = "choice" if isinstance(validator, OneOf) else self.inferred
+        if kind is None:
+            raise TypeError(
+                f"{type(owner).__name__}.{self.name}: its validator gives no parameter kind;"
+                " give kind= or parameter=False"
+            )
+        if kind == "choice" and not choices and isinstance(validator, OneOf):
+            choices = tuple(str(v) for v in validator.values)
+        low = high = None
+        unit = self.unit
+        if isinstance(validator, InRange):
+            low, high = float(validator.low), float(validator.high)
+            unit = unit or validator.unit
+        return Parameter(
+            name=self.name,
+            kind=kind,
+            unit=unit,
+            low=low,
+            high=high,
+            choices=choices,
+            writable=True,
+            readable=self.readable,
+            description=self.doc or f"sent as {self.write.command!r}",
+            channel=owner.parameter_channel(),
+        )
+
+    def raw(self, owner: Endpoint, value: ParameterValue) -> object:
+        """What driver code would pass to ``set()`` for the parameter value ``value``."""
+        if self.choices:
+            return self.choices[str(value)]
+        validator = _resolve(self.write.validator, owner)
+        if isinstance(validator, OneOf) and self.kind in (None, "choice"):
+            return next(v for v in validator.values if str(v) == value)
+        return value
+
+    def label(self, owner: Endpoint, raw: object, command: str) -> ParameterValue:
+        """The parameter value of what the driver's ``get()`` returned."""
+        parameter = self.describe(owner)
+        assert parameter is not None
+        if parameter.kind != "choice":
+            return cast(ParameterValue, raw)
+        label = choice_label(self.choices, raw) if self.choices else str(raw)
+        if label is None or label not in parameter.choices:
+            raise owner.connection.unexpected(
+                _format(command, owner), str(raw), f"one of: {', '.join(parameter.choices)}"
+            )
+        return label
+
+    async def write_parameter(self, owner: DeclaredParameters, value: ParameterValue) -> None:
+        assert isinstance(owner, Endpoint)
+        await self.write.run(owner, self.name, self.raw(owner, value))
+        await self.changed(owner)
 
 
 class Measurement(_Declaration, Generic[T]):
@@ -133,13 +263,19 @@ class Measurement(_Declaration, Generic[T]):
         return self if endpoint is None else BoundMeasurement(self, endpoint)
 
 
-class Setting(_Declaration, Generic[T]):
-    """A write-only property or a command with an argument (see :func:`setting`)."""
+class Setting(_ParameterDeclaration, Generic[T]):
+    """A write-only property or a command with an argument (see :func:`setting`); as a
+    parameter it is writable, not readable."""
 
-    def __init__(self, write: _Write[T], doc: str) -> None:
+    def __init__(self, write: _Write[T], doc: str, options: _Options) -> None:
         self.write = write
         self.unit = write.unit
         self.doc = doc
+        inferred = _KIND_OF_FORMAT.get(write.format)
+        self._parameter_options(*options, inferred=inferred)
+
+    async def read_parameter(self, owner: DeclaredParameters) -> ParameterValue:
+        raise InvalidRequest(f"{self.name} is write-only")  # DeclaredParameters says so first
 
     @overload
     def __get__(self, endpoint: None, owner: type) -> Setting[T]: ...
@@ -149,14 +285,21 @@ class Setting(_Declaration, Generic[T]):
         return self if endpoint is None else BoundSetting(self, endpoint)
 
 
-class Control(_Declaration, Generic[T]):
+class Control(_ParameterDeclaration, Generic[T]):
     """A read-write property (see :func:`control`)."""
 
-    def __init__(self, query: _Query[T], write: _Write[T], doc: str) -> None:
+    readable = True
+
+    def __init__(self, query: _Query[T], write: _Write[T], doc: str, options: _Options) -> None:
         self.query = query
         self.write = write
         self.unit = write.unit
         self.doc = doc
+        self._parameter_options(*options, inferred=_KIND_OF_PARSE.get(query.parse))
+
+    async def read_parameter(self, owner: DeclaredParameters) -> ParameterValue:
+        assert isinstance(owner, Endpoint)
+        return self.label(owner, await self.query.run(owner), self.query.command)
 
     @overload
     def __get__(self, endpoint: None, owner: type) -> Control[T]: ...
@@ -240,6 +383,11 @@ def setting(
     check_errors: bool = True,
     unit: str = "",
     doc: str = "",
+    parameter: bool = True,
+    kind: str | None = None,
+    choices: Mapping[str, float] | None = None,
+    on_change: str | None = None,
+    name: str | None = None,
 ) -> Setting[float]: ...
 @overload
 def setting(
@@ -250,6 +398,11 @@ def setting(
     check_errors: bool = True,
     unit: str = "",
     doc: str = "",
+    parameter: bool = True,
+    kind: str | None = None,
+    choices: Mapping[str, T] | None = None,
+    on_change: str | None = None,
+    name: str | None = None,
 ) -> Setting[T]: ...
 def setting(
     command: str,
@@ -259,9 +412,21 @@ def setting(
     check_errors: bool = True,
     unit: str = "",
     doc: str = "",
+    parameter: bool = True,
+    kind: str | None = None,
+    choices: Mapping[str, Any] | None = None,
+    on_change: str | None = None,
+    name: str | None = None,
 ) -> Setting[Any]:
-    """A value sent with ``command`` (a format template); validated before anything is sent."""
-    return Setting(_Write(command, format, validator, check_errors, unit), doc)
+    """A value sent with ``command`` (a format template); validated before anything is sent.
+
+    It is a write-only parameter unless ``parameter=False`` (see :func:`control`).
+    """
+    return Setting(
+        _Write(command, format, validator, check_errors, unit),
+        doc,
+        (parameter, kind, choices, on_change, name),
+    )
 
 
 @overload
@@ -274,6 +439,11 @@ def control(
     check_errors: bool = True,
     unit: str = "",
     doc: str = "",
+    parameter: bool = True,
+    kind: str | None = None,
+    choices: Mapping[str, float] | None = None,
+    on_change: str | None = None,
+    name: str | None = None,
 ) -> Control[float]: ...
 @overload
 def control(
@@ -288,6 +458,11 @@ def control(
     check_errors: bool = True,
     unit: str = "",
     doc: str = "",
+    parameter: bool = True,
+    kind: str | None = None,
+    choices: Mapping[str, T] | None = None,
+    on_change: str | None = None,
+    name: str | None = None,
 ) -> Control[T]: ...
 def control(
     query: str,
@@ -301,11 +476,28 @@ def control(
     check_errors: bool = True,
     unit: str = "",
     doc: str = "",
+    parameter: bool = True,
+    kind: str | None = None,
+    choices: Mapping[str, Any] | None = None,
+    on_change: str | None = None,
+    name: str | None = None,
 ) -> Control[Any]:
     """A value read with ``query`` and set with ``command``: a :func:`measurement` and a
-    :func:`setting` in one line."""
+    :func:`setting` in one line.
+
+    It is also a parameter of the endpoint (docs/writing-a-driver.md, "Parameters"): its
+    kind comes from ``parse`` (``float``, ``int``, ``scpi_bool``, ``str``) unless ``kind``
+    says otherwise, its range from an ``in_range`` validator, its choices from a
+    ``one_of`` validator or from ``choices`` (label shown to people -> raw value; the
+    bound accessor's ``get()``/``set()`` keep using raw values), its description from
+    ``doc``; ``on_change`` names a method run after each parameter set; ``name`` is the
+    parameter's name where it differs from the attribute's. Declare a command
+    that backs a capability method with ``parameter=False``: a parameter must not bypass
+    a capability a share restricts (docs/security.md).
+    """
     return Control(
         _Query(query, parse, prefix, expected),
         _Write(command, format, validator, check_errors, unit),
         doc,
+        (parameter, kind, choices, on_change, name),
     )

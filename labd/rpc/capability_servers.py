@@ -114,9 +114,7 @@ class ConfigurableServer(_s.Configurable.Server):  # type: ignore[misc]
 
         convert.parameter_value_to(_context.results.value, await self._t.run(got))
 
-    async def setParameter(
-        self, name: str, value: Any, unit: str, _context: Any, **_: Any
-    ) -> None:
+    async def setParameter(self, name: str, value: Any, unit: str, _context: Any, **_: Any) -> None:
         given = convert.parameter_value_from(value)
 
         async def done() -> Any:

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 import trio
 
-from capabilities import DeviceDisconnected, Readable, capabilities_of
+from capabilities import DeviceDisconnected, InvalidRequest, OutOfRange, Readable, capabilities_of
 from drivers.devices import VisaTraffic, visa_library
 from drivers.keysight_34461a import Keysight34461A
 
 RESOURCE = "USB0::0x2A8D::0x1301::MY57216238::INSTR"
 
 
-def make(**params: object) -> Keysight34461A:
+def make(**params: Any) -> Keysight34461A:
     return Keysight34461A(
         resource=RESOURCE, visa_library=visa_library("keysight_34461a"), timeout_s=0.5, **params
     )
@@ -21,7 +23,8 @@ def make(**params: object) -> Keysight34461A:
 def test_configures_the_function_and_range_then_reads() -> None:
     async def main() -> None:
         driver = make(function="volt:dc", range=10)
-        assert capabilities_of(driver) == ["Readable"] and isinstance(driver, Readable)
+        assert capabilities_of(driver) == ["Readable", "Configurable"]
+        assert isinstance(driver, Readable)
         await driver.open()
         traffic = VisaTraffic(driver.connection.link._instrument)  # type: ignore[attr-defined]
         reading = await driver.read()
@@ -76,5 +79,52 @@ def test_a_missing_resource_fails_to_open_clearly() -> None:
         )
         with pytest.raises(DeviceDisconnected, match=r"cannot open.*list_resources"):
             await driver.open()
+
+    trio.run(main)
+
+
+def test_function_range_and_nplc_parameters() -> None:
+    async def main() -> None:
+        driver = make(function="volt:dc", range=10)
+        params = {p.name: p for p in await driver.parameters()}
+        assert list(params) == ["function", "range", "nplc"]
+        assert params["function"].choices == (
+            "volt:dc",
+            "volt:ac",
+            "curr:dc",
+            "curr:ac",
+            "res",
+            "fres",
+        )
+        assert params["range"].choices == ("auto", "0.1", "1", "10", "100", "1000")
+        assert params["nplc"].choices == ("0.02", "0.2", "1", "10", "100")
+        assert all(p.kind == "choice" and p.description for p in params.values())
+
+        await driver.open()
+        traffic = VisaTraffic(driver.connection.link._instrument)  # type: ignore[attr-defined]
+        assert await driver.get_parameter("range") == "10"
+        assert await driver.get_parameter("nplc") == "10"  # the meter's default
+        await driver.set_parameter("nplc", "0.2")
+        assert await driver.get_parameter("nplc") == "0.2"
+        await driver.set_parameter("range", "auto")
+        await driver.set_parameter("function", "curr:dc")
+        assert "VOLT:DC:NPLC 0.2" in traffic.commands
+        assert "CONF:VOLT:DC AUTO" in traffic.commands and "CONF:CURR:DC AUTO" in traffic.commands
+        assert (await driver.read()).unit == "A"
+        described = {p.name: p for p in await driver.parameters()}
+        assert described["range"].choices[-1] == "10"  # 10 A: the ranges follow the function
+        await driver.set_parameter("range", "0.001")
+        assert "CONF:CURR:DC 0.001" in traffic.commands
+
+        with pytest.raises(OutOfRange, match=r"'1000' is not one of: auto, 0.0001"):
+            await driver.set_parameter("range", "1000")
+        with pytest.raises(OutOfRange, match=r"'5' is not one of: 0.02, 0.2, 1, 10, 100"):
+            await driver.set_parameter("nplc", "5")
+        await driver.set_parameter("function", "volt:ac")
+        with pytest.raises(InvalidRequest, match="nplc applies to DC and resistance"):
+            await driver.set_parameter("nplc", "1")
+        assert not any(c.endswith(("1000", "NPLC 5", "NPLC 1")) for c in traffic.commands)
+        traffic.detach()
+        await driver.close()
 
     trio.run(main)

@@ -23,7 +23,7 @@ def controller(tmp_path: Path) -> Iterator[SMC100Device]:
 def test_moves_reads_limits_and_stops(controller: SMC100Device) -> None:
     async def main() -> None:
         driver = NewportSMC100(port=controller.port, timeout_s=0.3)
-        assert capabilities_of(driver) == ["Movable", "Stoppable"]
+        assert capabilities_of(driver) == ["Movable", "Stoppable", "Configurable"]
         await driver.open()
         limits = await driver.limits()
         assert (limits.low, limits.high, limits.unit) == (-12.5, 12.5, "mm")
@@ -94,6 +94,38 @@ def test_silent_and_garbage_controllers(controller: SMC100Device) -> None:
         # A move is not answered, but its error check (TE) is: garbage there is named too.
         with pytest.raises(UnexpectedReply, match="to '1TE'"):
             await driver.move_abs(1.0)
+        await driver.close()
+
+    trio.run(main)
+
+
+def test_velocity_and_acceleration_parameters(controller: SMC100Device) -> None:
+    async def main() -> None:
+        driver = NewportSMC100(port=controller.port, timeout_s=0.3)
+        params = {p.name: p for p in await driver.parameters()}
+        assert list(params) == ["velocity", "acceleration"]
+        assert (params["velocity"].unit, params["acceleration"].unit) == ("mm/s", "mm/s^2")
+        assert params["velocity"].low == 1e-6 and all(p.description for p in params.values())
+        await driver.open()
+        assert await driver.get_parameter("velocity") == 50.0
+
+        async def move_time(target: float) -> float:
+            start = trio.current_time()
+            await driver.move_abs(target)
+            await driver.wait_settled()
+            return trio.current_time() - start
+
+        await driver.set_parameter("velocity", 10.0)
+        assert controller.velocity == 10.0
+        slow = await move_time(5.0)  # 0.5 s
+        await driver.set_parameter("velocity", 100.0)
+        fast = await move_time(0.0)  # 0.05 s
+        assert slow > 4 * fast
+        await driver.set_parameter("acceleration", 120.0)
+        assert await driver.get_parameter("acceleration") == 120.0
+        with pytest.raises(OutOfRange, match="velocity 0 mm/s is outside"):
+            await driver.set_parameter("velocity", 0.0)
+        assert "1VA0" not in controller.received
         await driver.close()
 
     trio.run(main)

@@ -36,9 +36,15 @@ def from_config(**overrides: object) -> GenericSCPI:
 
 
 def test_has_exactly_the_configured_capabilities() -> None:
-    assert capabilities_of(from_config()) == ["Movable", "Stoppable", "Readable", "Switchable"]
+    assert capabilities_of(from_config()) == [
+        "Movable",
+        "Stoppable",
+        "Readable",
+        "Switchable",
+        "Configurable",
+    ]
     only_readable = from_config(movable=None, stoppable=None, switchable=None)
-    assert capabilities_of(only_readable) == ["Readable"]
+    assert capabilities_of(only_readable) == ["Readable", "Configurable"]
     assert not isinstance(only_readable, Movable)
 
 

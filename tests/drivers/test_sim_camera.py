@@ -60,6 +60,7 @@ def test_registry_name_and_capabilities() -> None:
         "RoiSelectable",
         "Cooled",
         "FaultInjectable",
+        "Configurable",
     ]
 
 

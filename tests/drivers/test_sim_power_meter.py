@@ -18,7 +18,12 @@ def run_mock_clock(afn: object) -> None:
 
 def test_registry_name_and_capabilities() -> None:
     assert driver_class("sim.power_meter") is SimPowerMeter
-    assert capabilities_of(SimPowerMeter()) == ["Readable", "FaultInjectable"]
+    assert capabilities_of(SimPowerMeter()) == [
+        "Readable",
+        "FaultInjectable",
+        "Configurable",
+        "WavelengthTunable",
+    ]
 
 
 def test_scanning_the_linked_stage_finds_the_peak_at_the_centre() -> None:

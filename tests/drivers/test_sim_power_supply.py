@@ -19,7 +19,12 @@ def volts_amps(readback: SupplyReadback) -> tuple[object, ...]:
 
 def test_registry_name_and_capabilities() -> None:
     assert driver_class("sim.power_supply") is SimPowerSupply
-    assert capabilities_of(SimPowerSupply()) == ["VoltageSource", "Switchable", "FaultInjectable"]
+    assert capabilities_of(SimPowerSupply()) == [
+        "VoltageSource",
+        "Switchable",
+        "FaultInjectable",
+        "Configurable",
+    ]
 
 
 def test_voltage_mode_below_the_current_limit() -> None:

@@ -27,7 +27,12 @@ def run_mock_clock(afn: object) -> None:
 
 def test_registry_name_and_capabilities() -> None:
     assert driver_class("sim.stage") is SimStage
-    assert capabilities_of(SimStage()) == ["Movable", "Stoppable", "FaultInjectable"]
+    assert capabilities_of(SimStage()) == [
+        "Movable",
+        "Stoppable",
+        "FaultInjectable",
+        "Configurable",
+    ]
 
 
 def test_move_and_settle_take_the_profile_time() -> None:

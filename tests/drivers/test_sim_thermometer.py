@@ -18,7 +18,11 @@ def run_mock_clock(afn: object) -> None:
 
 def test_registry_name_and_capabilities() -> None:
     assert driver_class("sim.thermometer") is SimThermometer
-    assert capabilities_of(SimThermometer()) == ["TemperatureSensor", "FaultInjectable"]
+    assert capabilities_of(SimThermometer()) == [
+        "TemperatureSensor",
+        "FaultInjectable",
+        "Configurable",
+    ]
 
 
 def test_reads_kelvin_with_noise_around_the_base() -> None:

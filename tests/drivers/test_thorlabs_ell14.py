@@ -33,7 +33,7 @@ def make_driver(mount: ELL14Device) -> ThorlabsELL14:
 
 def test_declares_movable_and_stoppable(mount: ELL14Device) -> None:
     driver = make_driver(mount)
-    assert capabilities_of(driver) == ["Movable", "Stoppable"]
+    assert capabilities_of(driver) == ["Movable", "Stoppable", "Configurable"]
     assert isinstance(driver, Movable) and isinstance(driver, Stoppable)
 
 
@@ -56,7 +56,7 @@ def test_moves_in_degrees_using_the_pulses_the_mount_reports(mount: ELL14Device)
 
 def test_stop_halts_a_move_midway(mount: ELL14Device) -> None:
     async def main() -> None:
-        mount.pulses_per_s = PULSES_PER_REVOLUTION / 2  # 180 deg/s: a 270 deg move takes 1.5 s
+        mount.max_pulses_per_s = PULSES_PER_REVOLUTION / 2  # 180 deg/s: a 270 deg move takes 1.5 s
         driver = make_driver(mount)
         await driver.open()
         await driver.move_abs(270.0)
@@ -111,5 +111,40 @@ def test_silent_garbage_and_vanished_mount_give_clear_errors(mount: ELL14Device)
         await again.open()
         assert (await again.position()).value == 0.0
         await again.close()
+
+    trio.run(main)
+
+
+def test_jog_step_in_degrees_and_velocity_in_percent(mount: ELL14Device) -> None:
+    async def main() -> None:
+        driver = make_driver(mount)
+        params = {p.name: p for p in await driver.parameters()}
+        assert list(params) == ["jog_step", "velocity"]
+        assert (params["jog_step"].unit, params["jog_step"].high) == ("deg", 360.0)
+        assert (params["velocity"].kind, params["velocity"].unit) == ("int", "%")
+        assert (params["velocity"].low, params["velocity"].high) == (1, 100)
+        await driver.open()
+        assert await driver.get_parameter("jog_step") == pytest.approx(5.0, abs=0.01)
+        await driver.set_parameter("jog_step", 22.5)
+        assert await driver.get_parameter("jog_step") == pytest.approx(22.5)
+        assert mount.jog_pulses == PULSES_PER_REVOLUTION // 16
+
+        async def move_time(target: float) -> float:
+            start = trio.current_time()
+            await driver.move_abs(target)
+            await driver.wait_settled()
+            return trio.current_time() - start
+
+        fast = await move_time(180.0)  # 0.1 s at 1800 deg/s
+        await driver.set_parameter("velocity", 25)
+        assert await driver.get_parameter("velocity") == 25 and mount.velocity_percent == 25
+        slow = await move_time(0.0)  # 0.4 s at a quarter of the speed
+        assert slow > 2.5 * fast
+        with pytest.raises(OutOfRange, match=r"velocity 150 % is outside \[1, 100\]"):
+            await driver.set_parameter("velocity", 150)
+        with pytest.raises(OutOfRange, match="jog_step 400 deg is outside"):
+            await driver.set_parameter("jog_step", 400.0)
+        assert not any(c.startswith("0sv96") for c in mount.received)
+        await driver.close()
 
     trio.run(main)

@@ -35,7 +35,7 @@ def test_vanished_device_faults_and_reconnects_when_back(tmp_path: Path) -> None
                 await nursery.start(supervisor.run)
                 rotator = supervisor.get("rotator")
                 assert rotator.state == State.READY
-                assert rotator.capabilities == ["Movable", "Stoppable"]
+                assert rotator.capabilities == ["Movable", "Stoppable", "Configurable"]
                 stage = rotator.proxy(Movable)
                 await stage.move_abs(30.0)
                 assert (await stage.wait_settled()).value == pytest.approx(30.0, abs=0.01)

@@ -196,12 +196,16 @@ def test_served_by_entry_point_name_and_by_module_class_path(venv: Venv, tmp_pat
         with connect_blocking(daemon.address) as lab:
             infos = {info.name: info for info in lab.instruments()}
             assert {n: (i.driver, i.capabilities) for n, i in infos.items()} == {
-                "meter": ("acme.meter", ["Readable"]),
-                "meter2": ("acme_labd.meter:AcmeMeter", ["Readable"]),
+                "meter": ("acme.meter", ["Readable", "Configurable"]),
+                "meter2": ("acme_labd.meter:AcmeMeter", ["Readable", "Configurable"]),
             }
             for name in ("meter", "meter2"):
                 reading = lab.instrument(name).get(Readable).read()
                 assert (reading.value, reading.unit) == (pytest.approx(0.00123), "W")
+            # Its declared controls are parameters, served like any built-in driver's.
+            parameters = lab.instrument("meter").parameters
+            assert [p.name for p in parameters.list()] == ["wavelength", "averages"]
+            assert parameters.set("wavelength", "0.9 um") == pytest.approx(900)
     finally:
         daemon.stop()
     assert daemon.proc.returncode == 0, daemon.log.read_text()
