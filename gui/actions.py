@@ -12,7 +12,8 @@ FILE is a JSON list of steps run one after the other, one check per UI frame, e.
 would pass — so a step exercises exactly what a mouse click does. ``screenshot`` writes
 ``PATH.png`` (what a person looks at), ``PATH.npy`` (the same RGBA pixels for tests)
 and ``PATH.json`` (where each live image is on screen, and the frame it shows, saved as
-``PATH.<stream>.npy``; ``"rects": [TAG, ...]`` in the step adds where those widgets are and their values).
+``PATH.<stream>.npy``, and each panel's sections and those not shown (a closed settings section); ``"rects": [TAG, ...]`` in the step adds
+where those widgets are and their values).
 The outcome goes to ``FILE.result.json``; a failed step ends the GUI with exit status 1.
 """
 
@@ -117,9 +118,16 @@ class ActionRunner:
         raise StepFailed(f"unknown step {step}")
 
     def _describe(self, app: GuiApp, step: dict[str, Any]) -> str:
-        if "wait_text" in step and dpg.does_item_exist(step["wait_text"]):
-            return f"{step['wait_text']} is {dpg.get_value(step['wait_text'])!r}"
-        return f"connection: {app.connection}"
+        tag = step.get("wait_text")
+        if tag is not None and dpg.does_item_exist(tag):
+            return f"{tag} is {dpg.get_value(tag)!r}"
+        said = ""
+        if tag is not None:  # no such widget (yet): what its panel and section say
+            parts = str(tag).split(".")
+            for near in (f"{parts[0]}.error", ".".join(parts[:2]) + ".status"):
+                if dpg.does_item_exist(near):
+                    said += f"; {near} is {dpg.get_value(near)!r}"
+        return f"connection: {app.connection}{said}"
 
     def _screenshot(self, app: GuiApp, base: str, extra_rects: list[str]) -> bool:
         if self._waiting_for_shot is None:
@@ -172,8 +180,25 @@ class ActionRunner:
                     plot = f"{view.tag}.plot"
                     rects[plot] = [*dpg.get_item_rect_min(plot), *dpg.get_item_rect_size(plot)]
             values = {tag: str(dpg.get_value(tag)) for tag in extra_rects}
+            sections = {
+                name: [section.kind for section in panel.sections]
+                for name, panel in app.panels.items()
+            }
+            hidden = {
+                name: [view.section.kind for view in panel.views if not view.visible]
+                for name, panel in app.panels.items()
+            }
             Path(base + ".json").write_text(
-                json.dumps({"images": layout, "rects": rects, "values": values}, indent=1)
+                json.dumps(
+                    {
+                        "images": layout,
+                        "rects": rects,
+                        "values": values,
+                        "sections": sections,
+                        "hidden": hidden,
+                    },
+                    indent=1,
+                )
             )
             return False
         if shot["done"] and os.path.exists(base + ".png"):

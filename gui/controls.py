@@ -94,6 +94,24 @@ def sections_for(instrument: str, capabilities: Iterable[str]) -> list[Section]:
         out.append(Section("supply", "Supply", tuple(controls), None, tuple(used)))
     elif "Switchable" in caps:
         out.append(Section("switch", "Output", ("output",), None, ("Switchable",)))
+    if "WavelengthTunable" in caps:
+        out.append(
+            Section("wavelength", "Wavelength", ("value", "set"), None, ("WavelengthTunable",))
+        )
+    if "TemperatureController" in caps:
+        out.append(
+            Section(
+                "loop",
+                "Temperature loop",
+                ("setpoint", "ramp", "heater"),
+                None,
+                ("TemperatureController",),
+            )
+        )
+    if "Configurable" in caps:
+        # One row per parameter; which rows is known only once the daemon lists them
+        # (gui.panels.SettingsView), so the section names no fixed controls.
+        out.append(Section("settings", "Settings", ("parameters",), None, ("Configurable",)))
     if "FaultInjectable" in caps:
         out.append(Section("faults", "Simulated faults", ("inject",), None, ("FaultInjectable",)))
     return out
@@ -104,6 +122,7 @@ def unknown_capabilities(capabilities: Iterable[str]) -> list[str]:
     known = {
         "FrameProducer", "RoiSelectable", "ExposureControl", "Triggerable", "Movable",
         "Stoppable", "Readable", "TemperatureSensor", "Cooled", "VoltageSource",
-        "Switchable", "FaultInjectable",
+        "Switchable", "FaultInjectable", "WavelengthTunable", "TemperatureController",
+        "Configurable",
     }  # fmt: skip
     return [c for c in capabilities if c not in known]

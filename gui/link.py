@@ -25,7 +25,7 @@ import trio
 from capabilities.introspect import capability
 from gui.model import Connection, InstrumentInfo, LabModel
 from labd.aio import run as run_with_capnp
-from labd.client import ConnectionLost, Lab, NoDaemon, connect
+from labd.client import ConnectionLost, Instrument, Lab, NoDaemon, connect
 from labd.client import InstrumentInfo as WireInfo
 from labd.contract.address import parse_address
 
@@ -126,6 +126,16 @@ class Link:
             return await getattr(remote, method)(*args)
 
         self.submit(op, done, failed)
+
+    def instrument(self, lab: Lab, name: str) -> Instrument:
+        """``lab.instrument(name)``, kept for this connection (network thread only), so
+        that its capabilities and parameter list are asked once, not at every set."""
+        key = (name, "Instrument")
+        inst = self._remotes.get(key)
+        if inst is None:
+            inst = self._remotes[key] = lab.instrument(name)
+        assert isinstance(inst, Instrument)
+        return inst
 
     @property
     def local(self) -> bool:

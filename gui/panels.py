@@ -11,19 +11,22 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from functools import partial
 from typing import Any, ClassVar
 
 import dearpygui.dearpygui as dpg
 import numpy as np
 
-from capabilities import Frame, Reading, Roi, SupplyReadback
-from gui import colormaps
+from capabilities import Frame, Parameter, ParameterValue, Reading, Roi, SupplyReadback
+from capabilities.parameters import find
+from gui import colormaps, settings
 from gui.controls import Section, sections_for, unknown_capabilities
 from gui.imaging import Rendered, render
 from gui.link import Link
 from gui.model import InstrumentInfo
 from gui.textures import DoubleBufferedTexture
 from gui.traces import History, minmax_per_column
+from labd.client import Lab, Parameters
 
 STATE_COLOURS = {
     "ready": (90, 200, 90),
@@ -37,6 +40,9 @@ PLOT_WIDTH = 460
 PLOT_HEIGHT = 150
 IMAGE_BOX = 512
 HISTORY_S = 300.0
+GREY = (150, 150, 150)
+TITLE_COLOUR = (150, 180, 255)
+ERROR_COLOUR = (240, 120, 120)
 
 
 class Clock:
@@ -53,10 +59,21 @@ class Clock:
 class SectionView:
     """Base of a panel section; subclasses draw one kind and react to data."""
 
+    TITLED: ClassVar[bool] = True
+    """The panel writes the section's title above it (False: the view places its own)."""
+
     def __init__(self, panel: InstrumentPanel, section: Section) -> None:
         self.panel = panel
         self.section = section
         self.tag = f"{panel.name}.{section.kind}"
+
+    @property
+    def visible(self) -> bool:
+        """Whether its controls are on the panel now (a closed settings section is not)."""
+        return True
+
+    def header(self) -> None:
+        """Widgets on the panel's state line (built before :meth:`build`)."""
 
     @property
     def link(self) -> Link:
@@ -76,6 +93,9 @@ class SectionView:
 
     def poll(self) -> None:
         """About twice a second: ask the daemon for values no stream carries."""
+
+    def close(self) -> None:
+        """The panel is being deleted: stop what runs for this section."""
 
     def call(
         self, capability: str, method: str, *args: Any, done: Callable[[Any], None] | None = None
@@ -301,6 +321,378 @@ class CoolerView(SectionView):
             "cooler_state",
             done=lambda s: dpg.set_value(f"{self.tag}.value", f"sensor: {reading}  ({s.value})"),
         )
+
+
+class WavelengthView(SectionView):
+    """``WavelengthTunable``: the wavelength held (nm) and a new one to set."""
+
+    TITLED = False  # one line, title included: panels stay short (docs/gui.md)
+
+    def build(self) -> None:
+        tag = self.tag
+        with dpg.group(horizontal=True):
+            dpg.add_text(self.section.title, color=TITLE_COLOUR, tag=f"{tag}.title")
+            dpg.add_input_float(tag=f"{tag}.target", label="nm", width=120, step=0)
+            dpg.add_button(label="Set", tag=f"{tag}.set", callback=self.set_wavelength)
+            dpg.add_text("wavelength: -", tag=f"{tag}.value")
+        self._synced = False
+
+    def set_wavelength(self) -> None:
+        self.call(
+            "WavelengthTunable",
+            "set_wavelength",
+            float(dpg.get_value(f"{self.tag}.target")),
+            done=self._was_set,
+        )
+
+    def _was_set(self, _: object) -> None:
+        self.poll()
+        self.panel.reread_settings()
+
+    def poll(self) -> None:
+        self.call("WavelengthTunable", "wavelength", done=self._got)
+
+    def _got(self, nm: float) -> None:
+        dpg.set_value(f"{self.tag}.value", f"wavelength: {nm:.6g} nm")
+        if not self._synced:  # fill the input with the daemon's value once
+            dpg.set_value(f"{self.tag}.target", nm)
+            self._synced = True
+
+
+class LoopView(SectionView):
+    """``TemperatureController``: set point (K), ramp rate (K/min, 0: jump), heater output."""
+
+    def build(self) -> None:
+        tag = self.tag
+        with dpg.group(horizontal=True):
+            dpg.add_input_float(tag=f"{tag}.setpoint", label="K", width=120, step=0)
+            dpg.add_button(label="Set", tag=f"{tag}.set_setpoint", callback=self.set_setpoint)
+            dpg.add_input_float(tag=f"{tag}.ramp", label="K/min", width=120, step=0)
+            dpg.add_button(label="Set", tag=f"{tag}.set_ramp", callback=self.set_ramp)
+        dpg.add_text("set point: -", tag=f"{tag}.value")
+        self.shown: dict[str, str] = {}
+        self._synced = False
+
+    def set_setpoint(self) -> None:
+        kelvin = float(dpg.get_value(f"{self.tag}.setpoint"))
+        self.call(
+            "TemperatureController",
+            "set_temperature_setpoint",
+            kelvin,
+            done=lambda _: self.panel.reread_settings(),
+        )
+
+    def set_ramp(self) -> None:
+        rate = float(dpg.get_value(f"{self.tag}.ramp"))
+        self.call(
+            "TemperatureController",
+            "set_ramp_rate",
+            rate,
+            done=lambda _: self.panel.reread_settings(),
+        )
+
+    def poll(self) -> None:
+        sync = not self._synced
+        self._synced = True
+        self.call(
+            "TemperatureController",
+            "temperature_setpoint",
+            done=lambda k: self._got("set point", f"{k:.6g} K", f"{self.tag}.setpoint", k, sync),
+        )
+        self.call(
+            "TemperatureController",
+            "ramp_rate",
+            done=lambda r: self._got("ramp", f"{r:.6g} K/min", f"{self.tag}.ramp", r, sync),
+        )
+        self.call(
+            "TemperatureController",
+            "heater_output",
+            done=lambda h: self._got("heater", str(h), None, None, False),
+        )
+
+    def _got(self, what: str, text: str, field: str | None, value: Any, sync: bool) -> None:
+        self.shown[what] = text
+        order = ("set point", "ramp", "heater")
+        dpg.set_value(
+            f"{self.tag}.value",
+            "   ".join(f"{k}: {self.shown[k]}" for k in order if k in self.shown),
+        )
+        if sync and field is not None:  # fill the inputs with the daemon's values once
+            dpg.set_value(field, value)
+
+
+class SettingsView(SectionView):
+    """``Configurable``: one row per parameter, generated from the daemon's list.
+
+    A long-running operation on the network thread watches the instrument's parameter
+    changes and then lists and reads every parameter (the same order as the state watch
+    in :mod:`gui.link`, so no change falls between reading and watching); every change,
+    whoever made it (CLI, a script, another client), comes back to the row as it happens.
+    The watch ends with the connection and is started again at the next poll. Row tags are
+    ``<instrument>.settings.<parameter>`` (the widget), ``...<parameter>.set`` (its Set
+    button, numbers and text), ``...<parameter>.error`` (the refusal), docs/gui.md.
+    """
+
+    RETRY_S = 5.0
+    """After a failed watch (the instrument faulted, say), wait this long to ask again."""
+
+    TITLED = False
+
+    def header(self) -> None:
+        # Closed by default: the first screen shows every instrument's live controls; the
+        # rows open under the panel's other sections (docs/gui.md, "What you see").
+        dpg.add_checkbox(label="settings", tag=f"{self.tag}.open", callback=self.toggle)
+
+    def build(self) -> None:
+        self.parameters: list[Parameter] = []
+        self.held: dict[str, ParameterValue] = {}
+        self.changes_seen = 0
+        self.closed = False
+        self._following = False
+        self._retry_at = 0.0
+        self._state = self.panel.info.state
+        with dpg.group(tag=f"{self.tag}.body", show=False):
+            dpg.add_text(self.section.title, color=TITLE_COLOUR, tag=f"{self.tag}.title")
+            dpg.add_text("asking for the parameters...", tag=f"{self.tag}.status", color=GREY)
+            dpg.add_group(tag=f"{self.tag}.rows")
+            dpg.add_text("", tag=f"{self.tag}.changed", color=GREY)
+
+    @property
+    def visible(self) -> bool:
+        return bool(dpg.get_value(f"{self.tag}.open")) and bool(self.parameters)
+
+    def toggle(self) -> None:
+        """The state line's *settings* box: show or hide the rows."""
+        dpg.configure_item(f"{self.tag}.body", show=bool(dpg.get_value(f"{self.tag}.open")))
+
+    def close(self) -> None:
+        self.closed = True
+
+    def poll(self) -> None:
+        state = self.panel.info.state
+        if self._state in _NOT_RUNNING and state in ("ready", "busy") and self.parameters:
+            self.read_all()  # reopened: its settings may have been applied again
+        self._state = state
+        if not self._following and time.monotonic() >= self._retry_at:
+            self._follow()
+
+    # --- from the daemon (network thread: only the nested ``async def``s)
+    def _follow(self) -> None:
+        self._following = True
+        name, link, view = self.panel.name, self.link, self
+        ui = link.model.call_in_ui
+
+        async def follow(lab: Lab) -> None:
+            params = link.instrument(lab, name).parameters
+            try:
+                async with await params.watch() as changes:
+                    listed, values, errors = await _read_parameters(params)
+                    ui(lambda: view._listed(listed, values, errors))
+                    async for change in changes:
+                        if view.closed:
+                            return
+                        ui(
+                            partial(
+                                view._changed,
+                                change.parameter,
+                                change.value,
+                                change.by,
+                                change.timestamp,
+                            )
+                        )
+            finally:
+                ui(view._follow_ended)
+
+        self.link.submit(follow, failed=self._follow_failed)
+
+    def read_all(self) -> None:
+        name, link = self.panel.name, self.link
+
+        async def read(lab: Lab) -> Any:
+            return await _read_parameters(link.instrument(lab, name).parameters)
+
+        self.link.submit(read, done=lambda got: self._listed(*got), failed=self._follow_failed)
+
+    def _follow_ended(self) -> None:
+        self._following = False
+
+    def _follow_failed(self, exc: BaseException) -> None:
+        self._following = False
+        self._retry_at = time.monotonic() + self.RETRY_S
+        if not self.closed:
+            dpg.set_value(f"{self.tag}.status", f"parameters unavailable: {_one_line(exc)}")
+            dpg.show_item(f"{self.tag}.status")
+
+    def _listed(
+        self, listed: list[Parameter], values: dict[str, ParameterValue], errors: dict[str, str]
+    ) -> None:
+        if self.closed:
+            return
+        if not settings.same_rows(listed, self.parameters):
+            self._build_rows(listed)
+        for parameter in listed:
+            if parameter.name in values:
+                self._show(parameter.name, values[parameter.name])
+            elif parameter.name in errors:
+                self._error(parameter.name, errors[parameter.name])
+        dpg.hide_item(f"{self.tag}.status")
+        # Configurable with nothing to set (a simulator without settings): no section at all.
+        dpg.configure_item(f"{self.tag}.open", show=bool(listed))
+        if not listed:
+            dpg.set_value(f"{self.tag}.status", "no parameters")
+            dpg.hide_item(f"{self.tag}.body")
+
+    def _changed(self, name: str, value: ParameterValue, by: str, timestamp: float) -> None:
+        if self.closed or not any(p.name == name for p in self.parameters):
+            return
+        self.changes_seen += 1
+        self._show(name, value)
+        shown = find(self.parameters, name).show(value)
+        dpg.set_value(
+            f"{self.tag}.changed", f"{name} = {shown}  (set by {by} at {_clock_time(timestamp)})"
+        )
+
+    # --- drawing
+    def _build_rows(self, listed: list[Parameter]) -> None:
+        dpg.delete_item(f"{self.tag}.rows", children_only=True)
+        self.parameters, self.held = list(listed), {}
+        with dpg.table(
+            parent=f"{self.tag}.rows", header_row=False, policy=dpg.mvTable_SizingFixedFit
+        ):
+            for _ in range(3):
+                dpg.add_table_column()
+            for parameter in listed:
+                self._row(parameter)
+
+    def _row(self, p: Parameter) -> None:
+        tag = f"{self.tag}.{p.name}"
+        hint = settings.tooltip(p)
+        with dpg.table_row():
+            with dpg.group():
+                dpg.add_text(p.name, tag=f"{tag}.name")
+                with dpg.tooltip(f"{tag}.name"):
+                    dpg.add_text(hint)
+            with dpg.group(horizontal=True):
+                kind = settings.widget(p)
+                common: dict[str, Any] = {
+                    "tag": tag,
+                    "enabled": p.writable,
+                    "callback": self.apply,
+                    "user_data": p.name,
+                }
+                if kind == "checkbox":
+                    dpg.add_checkbox(**common)
+                elif kind == "combo":
+                    dpg.add_combo(list(p.choices), width=140, **common)
+                else:
+                    dpg.add_input_text(
+                        width=140,
+                        label=p.unit,
+                        on_enter=True,
+                        hint="not reported" if not p.readable else "",
+                        **common,
+                    )
+                    if p.writable:
+                        dpg.add_button(
+                            label="Set", tag=f"{tag}.set", callback=self.apply, user_data=p.name
+                        )
+                if not p.writable:
+                    dpg.bind_item_theme(tag, _disabled_theme())
+                with dpg.tooltip(tag):
+                    dpg.add_text(hint)
+            with dpg.group(horizontal=True):
+                dpg.add_text(settings.note(p), tag=f"{tag}.note", color=GREY)
+                dpg.add_text("", tag=f"{tag}.error", color=ERROR_COLOUR, show=False)
+
+    def _show(self, name: str, value: ParameterValue) -> None:
+        """``value`` is held now: show it (unless the person is typing in that widget)."""
+        self.held[name] = value
+        tag = f"{self.tag}.{name}"
+        if not dpg.is_item_active(tag):
+            dpg.set_value(tag, settings.display(find(self.parameters, name), value))
+
+    def _error(self, name: str, text: str) -> None:
+        dpg.set_value(f"{self.tag}.{name}.error", text)
+        dpg.show_item(f"{self.tag}.{name}.error")
+
+    # --- to the daemon
+    def apply(self, sender: Any, app_data: Any, user_data: Any) -> None:
+        """Set the parameter ``user_data`` to what its widget holds (a Set button, Enter
+        in an input, or a checkbox/combo change); the widget then shows the value the
+        instrument holds, or, when refused, the held value again and the refusal."""
+        name = str(user_data)
+        parameter = find(self.parameters, name)
+        try:
+            value = settings.to_send(parameter, dpg.get_value(f"{self.tag}.{name}"))
+        except ValueError as exc:
+            self._refused(name, str(exc))
+            return
+        dpg.hide_item(f"{self.tag}.{name}.error")
+        instrument, link = self.panel.name, self.link
+
+        async def set_it(lab: Lab) -> ParameterValue:
+            return await link.instrument(lab, instrument).parameters.set(name, value)
+
+        self.link.submit(
+            set_it,
+            done=lambda held: self._show(name, held),
+            failed=lambda exc: self._refused(name, _one_line(exc)),
+        )
+
+    def _refused(self, name: str, text: str) -> None:
+        if self.closed:
+            return
+        self._error(name, text)
+        tag = f"{self.tag}.{name}"
+        if name in self.held:
+            dpg.set_value(tag, settings.display(find(self.parameters, name), self.held[name]))
+        elif settings.widget(find(self.parameters, name)) == "input":
+            dpg.set_value(tag, "")
+
+
+_NOT_RUNNING = ("starting", "restarting", "faulted", "stopped")
+
+
+async def _read_parameters(
+    params: Parameters,
+) -> tuple[list[Parameter], dict[str, ParameterValue], dict[str, str]]:
+    """Every parameter and the value of each readable one; a value that cannot be read
+    is its error's one line (plain text: nothing of the wire reaches the UI thread)."""
+    listed = await params.list()
+    values: dict[str, ParameterValue] = {}
+    errors: dict[str, str] = {}
+    for parameter in listed:
+        if not parameter.readable:
+            continue
+        try:
+            values[parameter.name] = await params.get(parameter.name)
+        except Exception as exc:
+            errors[parameter.name] = _one_line(exc)
+    return listed, values, errors
+
+
+def _one_line(exc: BaseException) -> str:
+    """``OutOfRange: wavelength 5000 nm is outside [400, 1800] nm``: the daemon's reason,
+    never a traceback."""
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text.splitlines()[0]}" if text else type(exc).__name__
+
+
+_DISABLED_THEME: int | str | None = None
+
+
+def _disabled_theme() -> int | str:
+    """Grey text for widgets of read-only parameters (DearPyGui draws disabled widgets
+    like enabled ones unless a theme says otherwise)."""
+    global _DISABLED_THEME
+    if _DISABLED_THEME is None or not dpg.does_item_exist(_DISABLED_THEME):
+        with dpg.theme() as theme:
+            for component in (dpg.mvInputText, dpg.mvCheckbox, dpg.mvCombo):
+                with dpg.theme_component(component, enabled_state=False):
+                    dpg.add_theme_color(dpg.mvThemeCol_Text, GREY)
+                    dpg.add_theme_color(dpg.mvThemeCol_FrameBg, (40, 40, 45))
+        _DISABLED_THEME = theme
+    return _DISABLED_THEME
 
 
 class FaultView(SectionView):
@@ -566,6 +958,9 @@ VIEWS: dict[str, type[SectionView]] = {
     "supply": SupplyView,
     "switch": SwitchView,
     "faults": FaultView,
+    "wavelength": WavelengthView,
+    "loop": LoopView,
+    "settings": SettingsView,
 }
 
 
@@ -587,17 +982,20 @@ class InstrumentPanel:
             parent=parent,
             tag=f"{self.name}.panel",
         ):
+            views = [VIEWS[section.kind](self, section) for section in self.sections]
             with dpg.group(horizontal=True):
                 dpg.add_text("state:")
                 dpg.add_text("", tag=f"{self.name}.state")
+                for view in views:
+                    view.header()
                 dpg.add_text("", tag=f"{self.name}.last_fault", color=(240, 70, 70))
             dpg.add_text("", tag=f"{self.name}.error", color=(240, 120, 120), wrap=600, show=False)
             extra = unknown_capabilities(info.capabilities)
             if extra:
                 dpg.add_text(f"other capabilities (no controls here): {', '.join(extra)}")
-            for section in self.sections:
-                view = VIEWS[section.kind](self, section)
-                dpg.add_text(section.title, color=(150, 180, 255))
+            for view in views:
+                if view.TITLED:
+                    dpg.add_text(view.section.title, color=TITLE_COLOUR, tag=f"{view.tag}.title")
                 view.build()
                 self.views.append(view)
             dpg.add_separator()
@@ -618,13 +1016,20 @@ class InstrumentPanel:
             # Restarts are quick: keep the last fault visible after the state moves on.
             dpg.set_value(f"{self.name}.last_fault", f"last fault: {info.reason}")
 
+    def reread_settings(self) -> None:
+        """A capability call may have changed a parameter (``set_wavelength`` is also the
+        ``wavelength`` parameter) without a parameter set the watch would report."""
+        for view in self.views:
+            if isinstance(view, SettingsView) and view.parameters:
+                view.read_all()
+
     def show_error(self, exc: BaseException) -> None:
-        text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        dpg.set_value(f"{self.name}.error", f"{type(exc).__name__}: {text}")
+        dpg.set_value(f"{self.name}.error", _one_line(exc))
         dpg.show_item(f"{self.name}.error")
 
     def delete(self) -> None:
         for view in self.views:
+            view.close()
             texture = getattr(view, "texture", None)
             if texture is not None:
                 texture.delete()

@@ -9,6 +9,7 @@ daemon converts the unit (docs/parameters.md).
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import TYPE_CHECKING, Any
 
 from labd.cli.client_cmds import with_lab
@@ -16,6 +17,7 @@ from labd.cli.client_cmds import with_lab
 if TYPE_CHECKING:
     from capabilities import Parameter
     from labd.client import BlockingLab
+    from labd.client.blocking import BlockingParameters
 
 
 def register(subparsers: Any) -> None:
@@ -47,14 +49,16 @@ def get(lab: BlockingLab, args: argparse.Namespace) -> int:
         info.name for info in lab.instruments() if info.name.startswith(args.name + "/")
     ]
     rows: list[tuple[str, ...]] = []
+    notes: list[str] = []
     for name in names:
         instrument = lab.instrument(name)
         if "Configurable" not in instrument.capabilities():
             continue
         parameters = instrument.parameters
         for parameter in parameters.list():
-            value = parameters.get(parameter.name) if parameter.readable else None
-            shown = "(write-only)" if value is None else parameter.show(value)
+            shown, note = _shown(parameters, parameter)
+            if note:
+                notes.append(f"{name} {parameter.name}: {note}")
             rows.append(
                 (parameter.channel, parameter.name, shown, parameter.span(), _access(parameter),
                  parameter.description)
@@ -67,10 +71,15 @@ def get(lab: BlockingLab, args: argparse.Namespace) -> int:
         columns, rows = columns[1:], [row[1:] for row in rows]
     table = Table()
     for column in columns:
-        table.add_column(column)
+        # Names and values whole, always: a script greps them; descriptions may wrap.
+        table.add_column(column, no_wrap=column != "description")
     for row in rows:
         table.add_row(*row)
-    Console().print(table)
+    # Piped (no terminal), rich would squeeze the table into 80 columns.
+    console = Console(width=None if sys.stdout.isatty() else 200)
+    console.print(table)
+    for note in notes:
+        console.print(f"* {note}", highlight=False)
     return 0
 
 
@@ -79,6 +88,19 @@ def set_(lab: BlockingLab, args: argparse.Namespace) -> int:
     held = parameters.set(args.parameter, " ".join(args.value))
     print(parameters.describe(args.parameter).show(held))
     return 0
+
+
+def _shown(parameters: BlockingParameters, parameter: Parameter) -> tuple[str, str]:
+    """The value for the table, and a note: an instrument's refusal to report one does not
+    fail the whole table (a Lake Shore input no heater loop controls has no set point)."""
+    from capabilities import CapabilityError
+
+    if not parameter.readable:
+        return "(write-only)", ""
+    try:
+        return parameter.show(parameters.get(parameter.name)), ""
+    except CapabilityError as e:
+        return "(none: *)", str(e)
 
 
 def _access(parameter: Parameter) -> str:

@@ -74,10 +74,10 @@ def display() -> Iterator[str]:
 
 
 class Daemon:
-    def __init__(self, tmp: Path) -> None:
+    def __init__(self, tmp: Path, lab: str = TEST_LAB) -> None:
         self.socket = tmp / "labd.sock"
         self.config = tmp / "lab.toml"
-        self.config.write_text(TEST_LAB)
+        self.config.write_text(lab)
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
