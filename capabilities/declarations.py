@@ -6,10 +6,9 @@ types: which methods change the instrument (:func:`mutates`), which set-point a 
 argument sets or moves (the ranges a share can restrict, docs/security.md), and the
 capability's number in the WebAssembly ABI. Everything else is derived from it — the RPC
 servers and client remotes (:mod:`labd.rpc.capability_servers`, :mod:`labd.client.remote`),
-the policy's read-only and range checks (:mod:`labd.setpoints`), the script ABI's kind
-table (:mod:`labd.scripting.abi`) and the GUI's sections — and a test checks
-``schema/labd.capnp`` and every SDK against it (docs/architecture.md, "Each capability
-declared once").
+the policy's read-only and range checks (:mod:`labd.setpoints`) and the script ABI's kind
+table (:mod:`labd.scripting.abi`) — and a test checks ``schema/labd.capnp``, every SDK
+and the GUI's sections against it (docs/architecture.md, "Each capability declared once").
 
 Adding a capability is: the Protocol here, its interface in the schema, the drivers.
 """

@@ -118,11 +118,8 @@ def sections_for(instrument: str, capabilities: Iterable[str]) -> list[Section]:
 
 
 def unknown_capabilities(capabilities: Iterable[str]) -> list[str]:
-    """Capability names no section uses (shown on the panel as text)."""
-    known = {
-        "FrameProducer", "RoiSelectable", "ExposureControl", "Triggerable", "Movable",
-        "Stoppable", "Readable", "TemperatureSensor", "Cooled", "VoltageSource",
-        "Switchable", "FaultInjectable", "WavelengthTunable", "TemperatureController",
-        "Configurable",
-    }  # fmt: skip
-    return [c for c in capabilities if c not in known]
+    """Capability names no section uses (shown on the panel as text): a capability newer
+    than this GUI still shows, by name."""
+    names = list(capabilities)
+    used = {c for section in sections_for("", names) for c in section.capabilities}
+    return [c for c in names if c not in used]

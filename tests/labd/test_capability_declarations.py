@@ -62,6 +62,13 @@ def test_every_script_kind_is_a_declared_capability_named_after_it() -> None:
         assert kind.protocol is decl.protocol
 
 
+def test_every_capability_has_a_section_in_the_gui() -> None:
+    from gui.controls import unknown_capabilities
+
+    assert unknown_capabilities(CAPABILITIES) == []
+    assert unknown_capabilities(["Movable", "FromTheFuture"]) == ["FromTheFuture"]
+
+
 def test_a_method_name_is_one_capability_s_alone() -> None:
     names = [m.name for d in DECLS for m in d.methods]
     assert len(names) == len(set(names))
