@@ -90,14 +90,16 @@ class Daemon:
         with self._data_services():
             async with trio.open_nursery() as nursery:
                 await nursery.start(loopwatch.LoopWatch().run)
-                # Subscribed before the supervisor starts: its first "ready" is recorded too.
+                # Subscribed before the supervisor starts, followed once the rings are open:
+                # each instrument's first "ready" is recorded, into its ring and files.
                 states = self.supervisor.subscribe_states()
-                nursery.start_soon(
-                    parameters.record_when_ready, self.supervisor, states, self.parameters
-                )
                 await nursery.start(self.supervisor.run)
                 await nursery.start(self.scripts.run)
                 await self._open_rings()
+                nursery.start_soon(
+                    parameters.record_when_ready, self.supervisor, states, self.parameters
+                )
+                nursery.start_soon(self.parameters.follow_calls)
                 assert self.rings is not None
                 nursery.start_soon(self.rings.keep_alive)
                 for loop in self._loops:

@@ -52,7 +52,8 @@ SCHEMA = pa.schema(
     ]
 )
 """One row per set: the value as text (every kind), as a number where it is one (NaN
-otherwise), and who set it ("rpc", "script <name> run <id>")."""
+otherwise), and who set it ("rpc", "script <name> run <id>"; "open" when the instrument
+became ready; the name of a capability call that changed it, such as "set_wavelength")."""
 
 WATCH_BUFFER = 256
 """Changes a watcher may lag behind before it misses some (it is told how many)."""
@@ -75,14 +76,58 @@ class ParameterLog:
     """The ``<instrument>/parameters`` streams of one daemon and their live watchers."""
 
     def __init__(self, supervisor: Supervisor, hub: StreamHub) -> None:
+        self._supervisor = supervisor
         self._streams: dict[str, Stream] = {}
         for handle in supervisor.handles():
             root = handle.name.split("/")[0]
             if "Configurable" in handle.capabilities and root not in self._streams:
                 self._streams[root] = hub.create(f"{root}/{STREAM}", SCHEMA, KIND)
         self._watchers: dict[str, list[trio.MemorySendChannel[Change]]] = {}
+        self._last: dict[tuple[str, str], ParameterValue] = {}
+        """The last recorded value of each (handle, parameter)."""
+        self._changed: dict[str, str] = {}
+        """Handles a capability call may have changed -> that call's method."""
+        self._wake = trio.Event()
+        supervisor.on_changed = self.note_call
+
+    def note_call(self, handle: str, method: str) -> None:
+        """``method`` ran on ``handle`` (``set_wavelength``, ``set_on``): read its parameters
+        again soon, and record those that changed (:meth:`follow_calls`)."""
+        if "Configurable" in self._supervisor.get(handle).capabilities:
+            self._changed[handle] = method
+            self._wake.set()
+
+    async def follow_calls(self, *, settle_s: float = 0.2) -> None:
+        """Record parameters that capability calls changed, by the call's name.
+
+        A ``set_wavelength`` is the ``wavelength`` parameter set another way; without this
+        the stream and every watcher would miss it. Calls within ``settle_s`` are read
+        once, so a scan of moves costs one read of the stage's parameters, not one per move.
+        """
+        while True:
+            await self._wake.wait()
+            self._wake = trio.Event()
+            await trio.sleep(settle_s)
+            changed, self._changed = self._changed, {}
+            for name, method in changed.items():
+                await self._record_differences(self._supervisor.get(name), method)
+
+    async def _record_differences(self, handle: InstrumentHandle, method: str) -> None:
+        try:
+            for parameter in await describe(handle):
+                if not parameter.readable:
+                    continue
+                value = await handle.call("get_parameter", parameter.name)
+                if self._last.get((handle.name, parameter.name)) != value:
+                    change = Change(
+                        handle.name, parameter.name, value, parameter.unit, method, now()
+                    )
+                    self.record(handle, parameter, change)
+        except Exception as e:  # a fault now is the instrument's, and the supervisor's business
+            log.info("%s: parameters not re-read after %s: %s", handle.name, method, e)
 
     def record(self, handle: InstrumentHandle, parameter: Parameter, change: Change) -> None:
+        self._last[(handle.name, change.parameter)] = change.value
         stream = self._streams.get(handle.name.split("/")[0])
         if stream is not None:
             number = (

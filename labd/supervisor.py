@@ -58,7 +58,7 @@ from capabilities import (
     capabilities_of,
     now,
 )
-from capabilities.declarations import declaration
+from capabilities.declarations import declaration, declared
 from capabilities.parameters import find, text_of
 from labd.config import InstrumentSpec, RestartPolicy
 from labd.errors import (
@@ -79,6 +79,16 @@ log = logging.getLogger("labd.supervisor")
 Guard = Callable[[Mapping[str, object]], None]
 """Checks a call in the owner task, given the set-points it would leave (quantity ->
 value, ``parameter:<name>`` -> value; :mod:`labd.setpoints`); raises an :class:`~capabilities.InvalidRequest` to refuse it."""
+
+CHANGES_SETTINGS = frozenset(
+    m.name
+    for decl in declared()
+    for m in decl.methods
+    if m.mutates and m.name not in ("set_parameter", "inject_fault")
+)
+"""Capability calls after which an instrument's parameters may read differently
+(``set_wavelength`` is the ``wavelength`` parameter; switching a supply on may trip its
+protection): ``set_parameter`` records its own set, fault injection changes no setting."""
 
 QUEUE_LIMIT = 256
 """Calls waiting on one instrument beyond this are refused as busy at once."""
@@ -117,6 +127,8 @@ def capability_methods(capability: type) -> list[str]:
 
 @dataclass(eq=False)
 class _Request:
+    handle: str
+    """The name of the handle it came through (``tc`` or ``tc/A``)."""
     target: object
     setpoints: Setpoints
     method: str
@@ -251,11 +263,16 @@ class _Owner:
     """The task that owns one driver: opens it, serves calls, restarts it on faults."""
 
     def __init__(
-        self, spec: InstrumentSpec, policy: RestartPolicy, notify: Callable[[StateChange], None]
+        self,
+        spec: InstrumentSpec,
+        policy: RestartPolicy,
+        notify: Callable[[StateChange], None],
+        changed: Callable[[str, str], None],
     ) -> None:
         self.spec = spec
         self.policy = policy
         self._notify = notify
+        self._changed = changed
         self.state = State.STARTING
         self.reason: str | None = None
         self.restarts = 0
@@ -326,7 +343,14 @@ class _Owner:
             caller_timeout = bound.arguments["timeout"] = timeout if bounded is None else bounded
             args = bound.args[1:]
         request = _Request(
-            target, self.setpoints[handle.channel], method, args, timeout, caller_timeout, guard
+            handle.name,
+            target,
+            self.setpoints[handle.channel],
+            method,
+            args,
+            timeout,
+            caller_timeout,
+            guard,
         )
         try:
             self._send.send_nowait(request)
@@ -502,6 +526,8 @@ class _Owner:
             finally:
                 self._end(step)
             request.finish(outcome.Value(value))
+            if request.method in CHANGES_SETTINGS:
+                self._changed(request.handle, request.method)
             return None
         if step.timed_out:
             allowed = f"{request.budget:g} s"
@@ -634,7 +660,16 @@ class Supervisor:
     ) -> None:
         self.policy = policy or RestartPolicy()
         self._watchers: list[trio.MemorySendChannel[StateChange]] = []
-        self._owners = [_Owner(spec, self.policy, self._broadcast) for spec in specs]
+        self.on_changed: Callable[[str, str], None] | None = None
+        """Told ``(handle name, method)`` after a call that may have changed a parameter
+        (:data:`CHANGES_SETTINGS`); the daemon records what changed (labd.parameters)."""
+        self._owners = [
+            _Owner(spec, self.policy, self._broadcast, self._call_changed) for spec in specs
+        ]
+
+    def _call_changed(self, handle: str, method: str) -> None:
+        if self.on_changed is not None:
+            self.on_changed(handle, method)
 
     def _broadcast(self, change: StateChange) -> None:
         for watcher in list(self._watchers):

@@ -145,3 +145,31 @@ def test_a_read_only_share_reads_parameters_and_sets_none(labd_proc: LabdProcess
         value = camera.parameters.get(first.name)
         with pytest.raises(PermissionDenied, match="read-only"):
             camera.parameters.set(first.name, value)
+
+
+def test_a_setting_changed_by_a_capability_call_is_recorded_and_watched_too(
+    labd_proc: LabdProcess,
+) -> None:
+    """``set_wavelength`` is the ``wavelength`` parameter set another way: the stream and
+    every watcher hear of it, by the call's name."""
+    from capabilities import WavelengthTunable
+
+    with connect_blocking(labd_proc.address) as lab:
+        meter = lab.instrument("meter")
+        with meter.parameters.watch() as changes:
+            before = time.time()
+            meter.get(WavelengthTunable).set_wavelength(980.0)
+            change = next(iter(changes))
+        assert (change.parameter, change.by) == ("wavelength", "set_wavelength")
+        assert change.value == pytest.approx(980)
+        rows = lab.replay("meter/parameters", before - 1, time.time() + 1).to_pylist()
+        assert [r["by"] for r in rows if r["parameter"] == "wavelength"] == ["set_wavelength"]
+
+
+def test_each_instrument_s_settings_are_recorded_when_it_becomes_ready(
+    labd_proc: LabdProcess,
+) -> None:
+    with connect_blocking(labd_proc.address) as lab:
+        rows = lab.replay("camera/parameters", 0, time.time()).to_pylist()
+        opened = {r["parameter"] for r in rows if r["by"] == "open"}
+        assert {p.name for p in lab.instrument("camera").parameters.list()} <= opened
