@@ -12,7 +12,9 @@ import hmac
 import importlib.metadata
 from typing import Any
 
-from capabilities import PermissionDenied
+from capabilities import InvalidRequest, PermissionDenied
+from labd import parameters
+from labd.aio import to_trio
 from labd.contract import schema
 from labd.contract.errors import wire_errors
 from labd.contract.restriction import Restriction
@@ -190,16 +192,35 @@ class InstrumentServer(_s.Instrument.Server):  # type: ignore[misc]
     @wire_errors
     async def restrict(self, restriction: Any, **_: Any) -> Any:
         self._policy.check_alive()
-        child = self._policy.derive(Restriction.from_wire(restriction))
+        child = self._policy.derive(await self._checked(restriction))
         return InstrumentServer(self._session, self._handle, child)
 
     @wire_errors
     async def share(self, restriction: Any, **_: Any) -> tuple[str, Any]:
         self._policy.check_alive()
-        child = self._policy.derive(Restriction.from_wire(restriction))
+        child = self._policy.derive(await self._checked(restriction))
         shares = self._session.services.shares
         share = shares.share(self._handle.name, child)
         return share.token, RevokerServer(shares, share.token)
+
+    async def _checked(self, wire: Any) -> Restriction:
+        """The restriction asked for, its parameter limits naming parameters the instrument
+        has (a typo would otherwise limit nothing, silently)."""
+        restriction = Restriction.from_wire(wire)
+        if restriction.parameters:
+            known: set[str] = set()
+            if "Configurable" in self._handle.capabilities:
+                described = await to_trio(
+                    self._session.nursery, lambda: parameters.describe(self._handle)
+                )
+                known = {p.name for p in described}
+            for name in restriction.parameters:
+                if name not in known:
+                    raise InvalidRequest(
+                        f"cannot limit parameter {name!r}: {self._handle.name} has no such"
+                        f" parameter (its parameters: {', '.join(sorted(known)) or 'none'})"
+                    )
+        return restriction
 
     @wire_errors
     async def subscribe(

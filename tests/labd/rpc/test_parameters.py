@@ -58,6 +58,11 @@ def test_a_share_limited_on_a_parameter_holds_against_every_set(labd_proc: LabdP
         limits[frozen] = ParameterLimit(read_only=True)
         token, _ = meter.share(Restriction(parameters=limits))
 
+        with pytest.raises(
+            InvalidRequest, match=r"cannot limit parameter 'wavelenght'.*wavelength"
+        ):
+            meter.share(Restriction(parameters={"wavelenght": ParameterLimit(read_only=True)}))
+
     with redeem_blocking(token, labd_proc.address) as shared:
         seen = {p.name: p for p in shared.parameters.list()}
         assert (seen["wavelength"].low, seen["wavelength"].high) == (600.0, 900.0)
