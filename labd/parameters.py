@@ -21,6 +21,7 @@ import math
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
+from typing import Any
 
 import pyarrow as pa
 import trio
@@ -85,17 +86,25 @@ class ParameterLog:
         self._watchers: dict[str, list[trio.MemorySendChannel[Change]]] = {}
         self._last: dict[tuple[str, str], ParameterValue] = {}
         """The last recorded value of each (handle, parameter)."""
-        self._changed: dict[str, str] = {}
-        """Handles a capability call may have changed -> that call's method."""
+        self._changed: dict[str, tuple[str, set[str]]] = {}
+        """Handles a capability call may have changed -> (who changed them, parameters
+        that recorded their own set and are not to be recorded again)."""
         self._wake = trio.Event()
         supervisor.on_changed = self.note_call
 
-    def note_call(self, handle: str, method: str) -> None:
+    def note_call(self, handle: str, method: str, args: tuple[Any, ...] = ()) -> None:
         """``method`` ran on ``handle`` (``set_wavelength``, ``set_on``): read its parameters
-        again soon, and record those that changed (:meth:`follow_calls`)."""
-        if "Configurable" in self._supervisor.get(handle).capabilities:
-            self._changed[handle] = method
-            self._wake.set()
+        again soon, and record those that changed (:meth:`follow_calls`). After a
+        ``set_parameter`` the others: the set itself is recorded by :func:`set_value`."""
+        if "Configurable" not in self._supervisor.get(handle).capabilities:
+            return
+        _, skip = self._changed.get(handle, ("", set()))
+        by = method
+        if method == "set_parameter" and args:
+            by = f"set {args[0]}"
+            skip.add(str(args[0]))
+        self._changed[handle] = (by, skip)
+        self._wake.set()
 
     async def follow_calls(self, *, settle_s: float = 0.2) -> None:
         """Record parameters that capability calls changed, by the call's name.
@@ -109,13 +118,15 @@ class ParameterLog:
             self._wake = trio.Event()
             await trio.sleep(settle_s)
             changed, self._changed = self._changed, {}
-            for name, method in changed.items():
-                await self._record_differences(self._supervisor.get(name), method)
+            for name, (by, skip) in changed.items():
+                await self._record_differences(self._supervisor.get(name), by, skip)
 
-    async def _record_differences(self, handle: InstrumentHandle, method: str) -> None:
+    async def _record_differences(
+        self, handle: InstrumentHandle, method: str, skip: set[str]
+    ) -> None:
         try:
             for parameter in await describe(handle):
-                if not parameter.readable:
+                if not parameter.readable or parameter.name in skip:
                     continue
                 value = await handle.call("get_parameter", parameter.name)
                 if self._last.get((handle.name, parameter.name)) != value:

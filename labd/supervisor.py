@@ -81,14 +81,11 @@ Guard = Callable[[Mapping[str, object]], None]
 value, ``parameter:<name>`` -> value; :mod:`labd.setpoints`); raises an :class:`~capabilities.InvalidRequest` to refuse it."""
 
 CHANGES_SETTINGS = frozenset(
-    m.name
-    for decl in declared()
-    for m in decl.methods
-    if m.mutates and m.name not in ("set_parameter", "inject_fault")
+    m.name for decl in declared() for m in decl.methods if m.mutates and m.name != "inject_fault"
 )
 """Capability calls after which an instrument's parameters may read differently
-(``set_wavelength`` is the ``wavelength`` parameter; switching a supply on may trip its
-protection): ``set_parameter`` records its own set, fault injection changes no setting."""
+(``set_wavelength`` is the ``wavelength`` parameter; switching a supply on, or lowering its
+protection level, may trip it); fault injection changes no setting."""
 
 QUEUE_LIMIT = 256
 """Calls waiting on one instrument beyond this are refused as busy at once."""
@@ -267,7 +264,7 @@ class _Owner:
         spec: InstrumentSpec,
         policy: RestartPolicy,
         notify: Callable[[StateChange], None],
-        changed: Callable[[str, str], None],
+        changed: Callable[[str, str, tuple[Any, ...]], None],
     ) -> None:
         self.spec = spec
         self.policy = policy
@@ -527,7 +524,7 @@ class _Owner:
                 self._end(step)
             request.finish(outcome.Value(value))
             if request.method in CHANGES_SETTINGS:
-                self._changed(request.handle, request.method)
+                self._changed(request.handle, request.method, request.args)
             return None
         if step.timed_out:
             allowed = f"{request.budget:g} s"
@@ -660,16 +657,16 @@ class Supervisor:
     ) -> None:
         self.policy = policy or RestartPolicy()
         self._watchers: list[trio.MemorySendChannel[StateChange]] = []
-        self.on_changed: Callable[[str, str], None] | None = None
-        """Told ``(handle name, method)`` after a call that may have changed a parameter
+        self.on_changed: Callable[[str, str, tuple[Any, ...]], None] | None = None
+        """Told ``(handle name, method, args)`` after a call that may have changed a parameter
         (:data:`CHANGES_SETTINGS`); the daemon records what changed (labd.parameters)."""
         self._owners = [
             _Owner(spec, self.policy, self._broadcast, self._call_changed) for spec in specs
         ]
 
-    def _call_changed(self, handle: str, method: str) -> None:
+    def _call_changed(self, handle: str, method: str, args: tuple[Any, ...]) -> None:
         if self.on_changed is not None:
-            self.on_changed(handle, method)
+            self.on_changed(handle, method, args)
 
     def _broadcast(self, change: StateChange) -> None:
         for watcher in list(self._watchers):

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import trio
@@ -178,3 +179,27 @@ def test_each_instrument_s_settings_are_recorded_when_it_becomes_ready(
         rows = lab.replay("camera/parameters", 0, time.time()).to_pylist()
         opened = {r["parameter"] for r in rows if r["by"] == "open"}
         assert {p.name for p in lab.instrument("camera").parameters.list()} <= opened
+
+
+def test_a_set_that_changes_another_parameter_records_that_one_too(tmp_path: Path) -> None:
+    """Lowering a supply's over-voltage protection below its live voltage trips it: the
+    trip is on the stream too, by the set that caused it."""
+    from capabilities import Switchable, VoltageSource
+
+    daemon = start_labd(tmp_path, config='[instruments.psu]\ndriver = "sim.power_supply"\n')
+    try:
+        with connect_blocking(daemon.address) as lab:
+            psu = lab.instrument("psu")
+            psu.get(VoltageSource).set_voltage(5.0)
+            psu.get(Switchable).set_on(True)
+            assert psu.parameters.get("protection_tripped") is False
+            with psu.parameters.watch() as changes:
+                psu.parameters.set("over_voltage_protection", "4 V")
+                seen = [next(iter(changes)) for _ in range(2)]
+            assert {(c.parameter, c.by) for c in seen} == {
+                ("over_voltage_protection", "rpc"),
+                ("protection_tripped", "set over_voltage_protection"),
+            }
+            assert psu.get(Switchable).is_on() is False
+    finally:
+        daemon.stop()
