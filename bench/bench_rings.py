@@ -6,9 +6,12 @@
 * write-to-visible latency in another process (median, p99), against a bare futex
   wake-up between the same two processes;
 * whether the persister keeps up with 100 frames/s of 8 MiB for 10 s (target: zero lost),
-  beside the disk's own sequential write rate (os.write + fdatasync, same chunks).
+  beside the disk's own sequential write rate (os.write + fdatasync, same chunks);
+* the cost of finalizing a closed 64 MiB segment (frames to an Arrow IPC file, readings
+  to Parquet with zstd), as a ratio to a plain copy of the same file (copy + fdatasync),
+  and what the other formats would cost for frames (Parquet, IPC with zstd).
 
-Run: .venv/bin/python bench/bench_rings.py [--seconds 10] [--data-dir DIR]
+Run: .venv/bin/python bench/bench_rings.py [--seconds 10] [--data-dir DIR] [--only finalize]
 """
 
 from __future__ import annotations
@@ -28,11 +31,14 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from capabilities import Frame, Roi
 from labd.records import FRAME_SCHEMA, READING_SCHEMA, frame_to_batch
-from labd.rings import Persister, RingSet, attach
+from labd.rings import Persister, RingSet, attach, finalize_segment
+from labd.rings.finalize import segment_metadata
 from labd.rings.futex import futex_wait, futex_wake
+from labd.rings.layout import SEQ_METADATA_KEY
 
 FRAME_SHAPE = (2048, 2048)
 ROWS = 1000
@@ -201,7 +207,7 @@ def persister(rings: RingSet, data_dir: Path, seconds: float, rate: float):
         batches_per_second=rate,
         retention_s=2,
     )
-    p = Persister(data_dir, "bench")
+    p = Persister(data_dir, "bench", finalize=False)  # live segments only: see finalize_cost
     p.follow(ring)
     n = int(seconds * rate)
     t0 = time.perf_counter()
@@ -220,10 +226,123 @@ def persister(rings: RingSet, data_dir: Path, seconds: float, rate: float):
     return n, status, acquired, drained, late, ring.layout.slot_count
 
 
+SEGMENT_BYTES = 64 << 20
+
+
+def camera_frame(seq: int, rng: np.random.Generator) -> pa.RecordBatch:
+    """A 2048x2048 u16 frame like a camera's: a spot on a background, with shot noise
+    (constant frames would flatter every compressor)."""
+    y, x = np.ogrid[:2048, :2048]
+    spot = 3000 * np.exp(-((x - 1024.0) ** 2 + (y - 1024.0) ** 2) / (2 * 80.0**2))
+    data = rng.poisson(100 + spot).astype(np.uint16)
+    return frame_to_batch(
+        Frame(data=data, timestamp=time.time(), exposure_s=0.01, roi=Roi(0, 0, 2048, 2048), seq=seq)
+    )
+
+
+def write_segment(path: Path, stream: str, kind: str, batches: list[pa.RecordBatch]) -> None:
+    """A closed live segment as the persister leaves it (schema metadata, labd.seq)."""
+    schema = batches[0].schema.with_metadata(segment_metadata(stream, "bench", "bench", kind))
+    with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_stream(sink, schema) as writer:
+        for seq, batch in enumerate(batches, 1):
+            writer.write_batch(batch, custom_metadata={SEQ_METADATA_KEY: str(seq)})
+
+
+def sync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    os.fdatasync(fd)
+    os.close(fd)
+
+
+def synced_copy(source: Path, target: Path) -> None:
+    shutil.copyfile(source, target)
+    sync(target)
+    target.unlink()
+
+
+def frames_as_parquet(table: pa.Table, path: Path) -> None:
+    pq.write_table(table, path, compression="zstd")
+    sync(path)
+
+
+def frames_as_ipc_zstd(table: pa.Table, path: Path) -> None:
+    options = pa.ipc.IpcWriteOptions(compression="zstd")
+    with (
+        pa.OSFile(str(path), "wb") as sink,
+        pa.ipc.new_file(sink, table.schema, options=options) as w,
+    ):
+        w.write_table(table)
+    sync(path)
+
+
+def timed(fn, *args, rounds: int = 3) -> float:
+    samples = []
+    for _ in range(rounds):
+        t0 = time.perf_counter()
+        fn(*args)
+        samples.append(time.perf_counter() - t0)
+    return statistics.median(samples)
+
+
+def finalize_once(source: Path, segment: Path) -> tuple[float, int]:
+    """Seconds to finalize a fresh copy of ``source`` (finalizing removes it), and the
+    finalized file's size."""
+    shutil.copyfile(source, segment)
+    os.sync()
+    t0 = time.perf_counter()
+    done = finalize_segment(segment)
+    elapsed = time.perf_counter() - t0
+    assert done is not None and done.path is not None
+    size = done.path.stat().st_size
+    done.path.unlink()
+    return elapsed, size
+
+
+def finalize_cost(data_dir: Path) -> None:
+    """ms per 64 MiB segment: finalize vs a plain synced copy of the same file."""
+    rng = np.random.default_rng(0)
+    frames = [camera_frame(seq, rng) for seq in range(1, SEGMENT_BYTES // (8 << 20) + 1)]
+    values = rng.normal(1e-3, 1e-5, ROWS)
+    rows = [readings(values) for _ in range(SEGMENT_BYTES // (ROWS * 17))]
+    work = data_dir / "finalize" / "run"
+    work.mkdir(parents=True)
+    source = work / "source.arrows"
+    for name, kind, batches in (("frames", "frames", frames), ("readings", "readings", rows)):
+        write_segment(source, f"bench/{name}", kind, batches)
+        size = source.stat().st_size
+        runs = [finalize_once(source, work / "_part-000001.arrows") for _ in range(3)]
+        cost = statistics.median(t for t, _ in runs)
+        out_size = runs[-1][1]
+        floor = timed(synced_copy, source, work / "copy.bin")
+        target = "Arrow IPC file" if kind == "frames" else "Parquet zstd"
+        print(
+            f"finalize {size / 2**20:.0f} MiB of {name} ({len(batches)} batches) to {target}: "
+            f"{cost * 1e3:.0f} ms ({size / cost / 1e6:.0f} MB/s), file {out_size / size:.2f}x "
+            f"the segment; plain copy + fdatasync {floor * 1e3:.0f} ms "
+            f"({size / floor / 1e6:.0f} MB/s): ratio {floor / cost:.2f}x of the copy"
+        )
+        if kind == "frames":  # the formats not chosen for frames, same data, same sync
+            table = pa.Table.from_batches(batches)
+            other = work / "other.bin"
+            for label, fn in (
+                ("Parquet zstd", frames_as_parquet),
+                ("Arrow IPC + zstd", frames_as_ipc_zstd),
+            ):
+                spent = timed(fn, table, other)
+                print(
+                    f"  frames as {label} instead: {spent * 1e3:.0f} ms, file "
+                    f"{other.stat().st_size / size:.2f}x the segment: ratio "
+                    f"{floor / spent:.2f}x of the copy"
+                )
+                other.unlink()
+        source.unlink()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--data-dir", type=Path, default=None, help="where the persister writes")
+    ap.add_argument("--only", choices=["finalize"], help="run only the finalize figures")
     ap.add_argument("--latency-reader", nargs=2, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.latency_reader:
@@ -232,6 +351,12 @@ def main() -> None:
 
     root = Path("/dev/shm") / f"labd-bench-{uuid.uuid4().hex[:8]}"
     data_dir = Path(tempfile.mkdtemp(prefix="labd-bench-", dir=args.data_dir))
+    if args.only == "finalize":
+        try:
+            finalize_cost(data_dir)
+        finally:
+            shutil.rmtree(data_dir, ignore_errors=True)
+        return
     try:
         with RingSet("bench", root=root, max_bytes=8 << 30) as rings:
             size, memcpy, append = throughput(
@@ -277,6 +402,7 @@ def main() -> None:
                 f"{status.bytes / drained / 1e6:.0f} MB/s, disk floor {disk / 1e6:.0f} MB/s: "
                 f"ratio {status.bytes / drained / disk:.2f}x of the disk"
             )
+        finalize_cost(data_dir)
     finally:
         shutil.rmtree(data_dir, ignore_errors=True)
         shutil.rmtree(root, ignore_errors=True)

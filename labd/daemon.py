@@ -129,7 +129,7 @@ class Daemon:
         try:
             if config.data_dir is not None:
                 self.persister = Persister(config.data_dir, self.run_id, file_group=config.group)
-                log.info("persisting streams to %s", config.data_dir / self.run_id)
+                log.info("persisting streams under %s (<stream>/%s/)", config.data_dir, self.run_id)
             try:
                 yield
             finally:

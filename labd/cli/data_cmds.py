@@ -90,10 +90,12 @@ def show_data_info(info: DataInfo, console: Console) -> None:
 
     where = "this machine" if info.same_host else f"{info.host} (not this machine)"
     console.print(f"daemon [bold]{info.daemon_id}[/] on {where}; rings under {info.ring_root}")
-    if info.run_directory is None:
+    if info.data_dir is None:
         console.print("[yellow]not persisting[/]: set data_dir in \\[daemon] of the lab config")
     else:
-        console.print(f"persisting run {info.run_id} to {info.run_directory}")
+        console.print(
+            f"persisting run {info.run_id} under {info.data_dir} (<stream>/{info.run_id}/)"
+        )
     persisted = {p.stream: p for p in info.persisted}
     table = Table()
     for column in ("stream", "kind", "ring", "newest", "on disk", "lost", "disk"):

@@ -65,7 +65,8 @@ class DataInfo:
     ring_root: Path | None
     rings: list[RingInfo]
     data_dir: Path | None
-    """Where runs are persisted; None when the daemon has no ``data_dir``."""
+    """Where streams are persisted (``<data_dir>/<stream>/<run_id>/``, docs/live-data.md);
+    None when the daemon has no ``data_dir``."""
     run_id: str
     persisted: list[PersistInfo]
 
@@ -73,10 +74,6 @@ class DataInfo:
     def same_host(self) -> bool:
         """True when this process runs on the daemon's machine (the rings may be mapped)."""
         return self.host == socket.gethostname()
-
-    @property
-    def run_directory(self) -> Path | None:
-        return None if self.data_dir is None else self.data_dir / self.run_id
 
 
 def data_info_from_wire(info: Any) -> DataInfo:

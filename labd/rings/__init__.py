@@ -3,7 +3,7 @@
 Daemon side::
 
     rings = RingSet("default", retention_s=300)
-    persister = Persister(data_dir, run_id)
+    persister = Persister(data_dir, run_id)   # segments: <data_dir>/<stream>/<run_id>/
     ring = rings.open_stream("camera/frames", FRAME_SCHEMA, "frames",
                              expected_batch_bytes=2048 * 2048 * 2, batches_per_second=100)
     persister.follow(ring)
@@ -23,6 +23,12 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from labd.rings.errors import BatchTooLarge, RingError, RingLapped, RingNotFound, RingSizeError
+from labd.rings.files import (
+    closed_files,
+    persisted_files,
+    read_finalized_file,
+    stream_directory,
+)
 from labd.rings.reader import BatchMissing, RingBatch, RingReader, attach, default_root, list_rings
 from labd.rings.stream_files import (
     read_stream_file,
@@ -31,15 +37,19 @@ from labd.rings.stream_files import (
 )
 
 if TYPE_CHECKING:
-    from labd.rings.persister import Persister, PersistStatus, persisted_files
+    from labd.rings.finalize import Finalized, Finalizer, finalize_all, finalize_segment
+    from labd.rings.persister import Persister, PersistStatus
     from labd.rings.replay import RawBatch, replay, replay_raw
     from labd.rings.ringset import RingSet, clean_stale_rings
     from labd.rings.writer import RingWriter
 
 _DAEMON_SIDE = {
+    "Finalized": "finalize",
+    "Finalizer": "finalize",
+    "finalize_all": "finalize",
+    "finalize_segment": "finalize",
     "Persister": "persister",
     "PersistStatus": "persister",
-    "persisted_files": "persister",
     "RawBatch": "replay",
     "replay": "replay",
     "replay_raw": "replay",
@@ -67,6 +77,8 @@ def __getattr__(name: str) -> Any:
 __all__ = [
     "BatchMissing",
     "BatchTooLarge",
+    "Finalized",
+    "Finalizer",
     "PersistStatus",
     "Persister",
     "RawBatch",
@@ -80,12 +92,17 @@ __all__ = [
     "RingWriter",
     "attach",
     "clean_stale_rings",
+    "closed_files",
     "default_root",
+    "finalize_all",
+    "finalize_segment",
     "list_rings",
     "persisted_files",
+    "read_finalized_file",
     "read_stream_file",
     "read_stream_file_messages",
     "replay",
     "replay_raw",
+    "stream_directory",
     "tail_stream_file",
 ]

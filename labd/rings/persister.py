@@ -2,12 +2,17 @@
 
 The persister is one more reader of the ring: when the writer appends batch ``seq`` it
 hands the number to a disk thread, which writes the batch's messages *from the shared
-mapping* into the stream's current ``.arrows`` file (no second serialisation, no extra
+mapping* into the stream's current ``.arrows`` segment (no second serialisation, no extra
 copy) and then re-checks the seqlock; a batch overwritten before it reached the disk is
-truncated away and counted as lost. Files are one Arrow IPC stream each, rotated by size,
-numbered per run and stream; a restart never appends to an old file (its tail may be
-torn) but starts the next number. Files and the directories made for them are private
-to the daemon's user unless a group was given (:mod:`labd.rings.access`).
+truncated away and counted as lost. Segments are one Arrow IPC stream each, rotated by
+size, numbered per run and stream (:mod:`labd.rings.files` has the layout); a restart
+never appends to an old segment (its tail may be torn) but starts the next number. A
+closed segment is handed to the :class:`~labd.rings.finalize.Finalizer`, which turns it
+into Parquet or an Arrow IPC file in its own thread; at start it also finalizes the
+segments that killed daemons left open. The disk thread holds an ``flock`` on the
+segment it writes, which is how others (recovery, retention: :func:`closed_files`) tell
+it from one left behind. Files and the directories made for them are private to the
+daemon's user unless a group was given (:mod:`labd.rings.access`).
 
 Keeping up with 100 frames/s of 8 MiB needs ``fdatasync`` every few tens of MiB plus
 ``posix_fadvise(DONTNEED)`` on what was synced: otherwise dirty page cache piles up and
@@ -19,33 +24,35 @@ new batch; acquisition never waits for the disk, the ring keeps the data meanwhi
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import logging
 import os
 import queue
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from urllib.parse import quote
 
 from labd.rings.access import FileAccess
 from labd.rings.errors import RingLapped
+from labd.rings.files import (
+    LIVE_SUFFIX,
+    closed_files,
+    live_path,
+    part_number,
+    persisted_files,
+    stream_directory,
+)
+from labd.rings.finalize import Finalizer, segment_metadata
 from labd.rings.layout import EOS_MARKER
 from labd.rings.reader import BatchMissing, RingReader
 from labd.rings.writer import RingWriter
 
 log = logging.getLogger(__name__)
 
-FILE_SUFFIX = ".arrows"
+FILE_SUFFIX = LIVE_SUFFIX
 
-
-def stream_directory(directory: Path, run_id: str, stream: str) -> Path:
-    """Where the files of ``stream`` of run ``run_id`` are written."""
-    return directory / run_id / quote(stream, safe="")
-
-
-def persisted_files(directory: Path) -> list[Path]:
-    """The files of one stream directory, oldest first."""
-    return sorted(directory.glob(f"part-*{FILE_SUFFIX}"))
+__all__ = ["PersistStatus", "Persister", "closed_files", "persisted_files", "stream_directory"]
 
 
 @dataclass(frozen=True)
@@ -54,7 +61,7 @@ class PersistStatus:
 
     stream: str
     directory: Path
-    file: Path | None  # being written now
+    file: Path | None  # the live segment being written now
     batches: int  # written and complete
     bytes: int
     lost: int  # appended to the ring but not persisted (overwritten first, or disk error)
@@ -73,10 +80,20 @@ class _StreamPersister:
         rotate_bytes: int,
         sync_bytes: int,
         access: FileAccess,
+        file_metadata: dict[str, str],
+        on_closed: Callable[[Path], None] | None,
     ) -> None:
         self.stream = ring.stream
         self._access = access
         self._schema_bytes = ring.schema_bytes
+        # The segment's own schema message names its stream, run and daemon: a segment
+        # left by a killed daemon is finalized with them. The batches are the ring's.
+        self._file_schema_bytes = (
+            ring.schema.with_metadata({**(ring.schema.metadata or {}), **file_metadata})
+            .serialize()
+            .to_pybytes()
+        )
+        self._on_closed = on_closed
         self._reader = RingReader(ring.path)
         self._directory = directory
         self._rotate_bytes = rotate_bytes
@@ -158,16 +175,20 @@ class _StreamPersister:
     def _open_next_file(self) -> None:
         self._access.make_dirs(self._directory)
         existing = persisted_files(self._directory)
-        number = int(existing[-1].name[5 : -len(FILE_SUFFIX)]) + 1 if existing else 1
-        path = self._directory / f"part-{number:06d}{FILE_SUFFIX}"
-        fd = self._access.create_file(path, os.O_WRONLY | os.O_EXCL)
+        number = (part_number(existing[-1]) or 0) + 1 if existing else 1
+        path = live_path(self._directory, number)
+        # Locked before it has its name: recovery never mistakes it for a dead daemon's.
+        tmp = self._directory / f".{path.name}.{os.getpid()}.tmp"
+        fd = self._access.create_file(tmp, os.O_WRONLY | os.O_EXCL)
         try:
-            _write_all(fd, memoryview(self._schema_bytes))
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            _write_all(fd, memoryview(self._file_schema_bytes))
+            os.rename(tmp, path)
         except OSError:
             os.close(fd)
-            path.unlink(missing_ok=True)
+            tmp.unlink(missing_ok=True)
             raise
-        self._fd, self._pos, self._synced = fd, len(self._schema_bytes), 0
+        self._fd, self._pos, self._synced = fd, len(self._file_schema_bytes), 0
         self.status = replace(self.status, file=path)
 
     def _rewind(self) -> None:
@@ -188,6 +209,7 @@ class _StreamPersister:
         if self._fd is None:
             return
         fd, self._fd = self._fd, None
+        path = self.status.file
         try:
             os.ftruncate(fd, self._pos)  # drop a partial batch left by a failed write
             _write_all(fd, memoryview(EOS_MARKER))
@@ -196,8 +218,10 @@ class _StreamPersister:
         except OSError as exc:
             self._disk_failed(exc)
         finally:
-            os.close(fd)
+            os.close(fd)  # and with it the lock: the segment is closed
         self.status = replace(self.status, file=None)
+        if path is not None and self._on_closed is not None:
+            self._on_closed(path)
 
     def _disk_failed(self, exc: OSError) -> None:
         if self._fd is not None:
@@ -231,7 +255,8 @@ def _write_all(fd: int, data: memoryview) -> None:
 
 
 class Persister:
-    """Persists rings of one daemon run to ``<directory>/<run_id>/<stream>/part-N.arrows``."""
+    """Persists rings of one daemon run to ``<directory>/<stream>/<run_id>/``: the live
+    segment ``_part-N.arrows``, finalized into ``part-N.parquet`` or ``part-N.arrow``."""
 
     def __init__(
         self,
@@ -241,27 +266,38 @@ class Persister:
         rotate_bytes: int = 1 << 30,
         sync_bytes: int = 32 << 20,
         file_group: str | None = None,
+        finalize: bool = True,
     ) -> None:
         """``file_group``: a group whose members may read the files (0640, directories
         0750); None: the daemon's user only (0600, 0700). Raises ValueError for a group
-        that does not exist or that the daemon's user is not in."""
+        that does not exist or that the daemon's user is not in.
+
+        ``finalize``: convert each closed segment (and, from a thread started now, those
+        that killed daemons left under ``directory``); False keeps the ``.arrows``."""
         self.access = FileAccess.for_group(file_group)
         self.directory = Path(directory)
         self.run_id = run_id
         self.rotate_bytes = rotate_bytes
         self.sync_bytes = sync_bytes
         self._streams: dict[str, _StreamPersister] = {}
+        self.finalizer = (
+            Finalizer(access=self.access, recover_dir=self.directory) if finalize else None
+        )
 
     def follow(self, ring: RingWriter) -> None:
         """Persist every batch appended to ``ring`` from now on."""
         if ring.stream in self._streams:
             raise ValueError(f"stream {ring.stream!r} is already persisted")
+        # The ring's directory is named by the daemon's id (labd.rings.ringset).
+        metadata = segment_metadata(ring.stream, self.run_id, ring.path.parent.name, ring.kind)
         follower = _StreamPersister(
             ring,
             stream_directory(self.directory, self.run_id, ring.stream),
             rotate_bytes=self.rotate_bytes,
             sync_bytes=self.sync_bytes,
             access=self.access,
+            file_metadata=metadata,
+            on_closed=self.finalizer.submit if self.finalizer is not None else None,
         )
         ring.add_follower(follower)
         self._streams[ring.stream] = follower
@@ -273,9 +309,11 @@ class Persister:
         return [s.status for s in self._streams.values()]
 
     def close(self) -> None:
-        """Write what is queued, end every file cleanly, stop the threads."""
+        """Write what is queued, end every segment cleanly and finalize it, stop the threads."""
         for follower in self._streams.values():
             follower.stop()
+        if self.finalizer is not None:
+            self.finalizer.close()
 
     def __enter__(self) -> Persister:
         return self

@@ -6,6 +6,10 @@ places, so the two sources are merged by number, each batch taken once: from the
 when it is there, from the ring when the file lacks it (the disk was full) or has not got
 it yet. If the writer overwrites a ring batch while replay reads it, that batch has
 reached the disk by then (or is lost for good), so the files are read again from there.
+Files are live ``.arrows`` segments or finalized Parquet / Arrow IPC files
+(:mod:`labd.rings.finalize`); the latter are converted back to the stream's live schema
+(float seconds), so what replay gives does not depend on which a batch came from. A
+segment finalized while replay lists the directory is read from its finalized file.
 
 :func:`replay` gives batches to use; :func:`replay_raw` gives each batch's stored IPC
 messages, to send on (``Lab.replay``) without decoding and encoding them again.
@@ -23,8 +27,16 @@ import numpy as np
 import pyarrow as pa
 
 from labd.rings.errors import RingLapped
+from labd.rings.files import (
+    FINAL_SUFFIXES,
+    batch_messages,
+    final_path,
+    is_live,
+    part_number,
+    persisted_files,
+    read_finalized_file,
+)
 from labd.rings.layout import EOS_MARKER
-from labd.rings.persister import persisted_files
 from labd.rings.reader import RingBatch, RingReader
 from labd.rings.stream_files import read_stream_file, read_stream_file_messages
 
@@ -60,23 +72,67 @@ def _overlaps(batch: pa.RecordBatch, start: float, end: float) -> bool:
 FileReader = Callable[[Path, int, float, float], Iterator[tuple[int, T]]]
 
 
+FileItems = Callable[[Path], Iterator[tuple[int, pa.RecordBatch, pa.Buffer | None]]]
+
+
+def _file_items(
+    directory: Path, after: int, start: float, end: float, raw: bool
+) -> Iterator[tuple[int, pa.RecordBatch, pa.Buffer | None]]:
+    """``(seq, batch, stored messages or None)`` of the files, numbered above ``after``."""
+
+    def items(path: Path) -> Iterator[tuple[int, pa.RecordBatch, pa.Buffer | None]]:
+        if path.suffix in FINAL_SUFFIXES:
+            for seq, batch in read_finalized_file(path, after=after, start=start, end=end):
+                yield seq, batch, None  # messages made only for the batches asked for
+        elif raw:
+            yield from read_stream_file_messages(path)
+        else:
+            for seq, batch in read_stream_file(path):
+                yield seq, batch, None
+
+    for path in persisted_files(directory):
+        yield from _finalized_meanwhile(path, items)
+
+
+def _finalized_meanwhile(
+    path: Path, items: FileItems
+) -> Iterator[tuple[int, pa.RecordBatch, pa.Buffer | None]]:
+    """The items of ``path``; of its finalized file if it was finalized since listed."""
+    found = items(path)
+    try:
+        first = next(found)
+    except StopIteration:
+        return
+    except FileNotFoundError:
+        number = part_number(path)
+        if not is_live(path) or number is None:
+            return  # removed (retention): nothing left to read
+        for suffix in FINAL_SUFFIXES:
+            final = final_path(path.parent, number, suffix)
+            if final.exists():
+                yield from items(final)
+                return
+        return
+    yield first
+    yield from found
+
+
 def _batches_from_files(
     directory: Path, after: int, start: float, end: float
 ) -> Iterator[tuple[int, pa.RecordBatch]]:
     """File batches numbered above ``after`` (all of them are scanned, in order)."""
-    for path in persisted_files(directory):
-        for seq, batch in read_stream_file(path):
-            if seq > after and _overlaps(batch, start, end):
-                yield seq, batch
+    for seq, batch, _ in _file_items(directory, after, start, end, raw=False):
+        if seq > after and _overlaps(batch, start, end):
+            yield seq, batch
 
 
 def _raw_from_files(
     directory: Path, after: int, start: float, end: float
 ) -> Iterator[tuple[int, RawBatch]]:
-    for path in persisted_files(directory):
-        for seq, batch, messages in read_stream_file_messages(path):
-            if seq > after and _overlaps(batch, start, end):
-                yield seq, RawBatch(seq, messages)
+    for seq, batch, messages in _file_items(directory, after, start, end, raw=True):
+        if seq > after and _overlaps(batch, start, end):
+            stored = messages if messages is not None else batch_messages(seq, batch)
+            yield seq, RawBatch(seq, stored)
 
 
 def _merge(

@@ -1,11 +1,17 @@
 """Read the ``.arrows`` files the persister writes: whole, after a crash, or while growing.
 
-A file is one Arrow IPC *stream*: the schema, then for each batch its messages exactly as
-they were in the ring slot (a dictionary message, then the record batch message, which
-carries the batch number as custom metadata ``labd.seq``), and an end-of-stream marker
-once the file is finished. Plain ``pa.ipc.open_stream(path)`` reads it; after a crash the
-file ends inside a message, and pyarrow then raises ``OSError`` or ``ArrowInvalid`` there
-instead of ending the iteration -- :func:`read_stream_file` stops there quietly.
+A file is one Arrow IPC *stream*: the schema (with the stream's name, run, daemon, kind
+and labd version as metadata, :mod:`labd.rings.files`), then for each batch its messages
+exactly as they were in the ring slot (a dictionary message, then the record batch
+message, which carries the batch number as custom metadata ``labd.seq``), and an
+end-of-stream marker once the file is finished. Plain ``pa.ipc.open_stream(path)`` reads
+it; after a crash the file ends inside a message, and pyarrow then raises ``OSError`` or
+``ArrowInvalid`` there instead of ending the iteration -- :func:`read_stream_file` stops
+there quietly.
+
+Closed segments are finalized into Parquet or Arrow IPC files (:mod:`labd.rings.finalize`);
+:func:`read_stream_file` and :func:`read_stream_file_messages` read those too, giving the
+batches as the ring held them, so a caller need not care which kind a file is.
 """
 
 from __future__ import annotations
@@ -17,10 +23,13 @@ from pathlib import Path
 
 import pyarrow as pa
 
+from labd.rings.files import FINAL_SUFFIXES, batch_messages, read_finalized_file
 from labd.rings.layout import SEQ_METADATA_KEY
 
 
 def _batches(reader: pa.ipc.RecordBatchStreamReader) -> Iterator[tuple[int, pa.RecordBatch]]:
+    # The file's schema carries labd.* metadata; the ring's batches carry none.
+    strip = reader.schema.metadata is not None
     while True:
         try:
             batch, metadata = reader.read_next_batch_with_custom_metadata()
@@ -29,21 +38,35 @@ def _batches(reader: pa.ipc.RecordBatchStreamReader) -> Iterator[tuple[int, pa.R
         except (OSError, pa.ArrowInvalid):
             return  # a truncated last message: the writer died while writing it
         seq = int(metadata[SEQ_METADATA_KEY]) if metadata and SEQ_METADATA_KEY in metadata else 0
-        yield seq, batch
+        yield seq, batch.replace_schema_metadata(None) if strip else batch
 
 
 def read_stream_file(path: Path | str) -> Iterator[tuple[int, pa.RecordBatch]]:
     """Yield ``(seq, batch)`` for every complete batch of the file, zero-copy (mmap).
 
     A truncated tail (a crash while writing) ends the iteration; ``seq`` is 0 for files
-    not written by labd.
+    not written by labd. A finalized file (``.parquet``, ``.arrow``) gives its batches as
+    the ring held them (:func:`labd.rings.files.read_finalized_file`).
     """
+    if Path(path).suffix in FINAL_SUFFIXES:
+        yield from read_finalized_file(path)
+        return
+    opened = open_stream_file(path)
+    if opened is not None:
+        yield from opened[1]
+
+
+def open_stream_file(
+    path: Path | str,
+) -> tuple[pa.Schema, Iterator[tuple[int, pa.RecordBatch]]] | None:
+    """The schema of a ``.arrows`` file (with its labd.* metadata) and its complete
+    batches, as :func:`read_stream_file`; None when not even the schema is complete."""
     source = pa.memory_map(str(path), "r")
     try:
         reader = pa.ipc.open_stream(source)
     except (OSError, pa.ArrowInvalid):
-        return  # not even the schema was written completely
-    yield from _batches(reader)
+        return None
+    return reader.schema, _batches(reader)
 
 
 def read_stream_file_messages(path: Path | str) -> Iterator[tuple[int, pa.RecordBatch, pa.Buffer]]:
@@ -52,7 +75,12 @@ def read_stream_file_messages(path: Path | str) -> Iterator[tuple[int, pa.Record
     The messages are the file's bytes of the batch -- its dictionaries, then the record
     batch carrying ``labd.seq`` -- as the ring slot held them: appended unchanged to an
     IPC stream of the same schema they make that batch again, with no re-serialising.
+    A finalized file has no stored messages: its batches are serialised again.
     """
+    if Path(path).suffix in FINAL_SUFFIXES:
+        for seq, batch in read_finalized_file(path):
+            yield seq, batch, batch_messages(seq, batch)
+        return
     source = pa.memory_map(str(path), "r")
     whole = source.read_buffer()
     source.seek(0)

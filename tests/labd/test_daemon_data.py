@@ -81,7 +81,7 @@ def test_rings_files_crash_restart_and_shutdown(tmp_path: Path) -> None:
     try:
         info = data_info(daemon)
         assert info.same_host and info.daemon_id.startswith("sock-")
-        assert info.run_directory == tmp_path / "data" / info.run_id
+        assert info.data_dir == tmp_path / "data" and info.run_id
 
         # A local process maps the daemon's rings: readings, and a frame without a copy.
         with attach("meter/reading", daemon=info.daemon_id) as meter:
@@ -134,15 +134,14 @@ def test_rings_files_crash_restart_and_shutdown(tmp_path: Path) -> None:
         while not file_batches(new_directory):
             assert time.monotonic() < deadline, "the restarted daemon persists nothing"
             time.sleep(0.05)
-        assert new_directory.parent.parent == tmp_path / "data"
-        assert new_directory.parent.name == restarted.run_id
+        assert new_directory == tmp_path / "data" / "meter" / "reading" / restarted.run_id
 
         # A clean shutdown finishes the files and removes the rings.
         daemon.stop()
         assert daemon.proc.returncode == 0
         assert not any(killed_ring.glob("*.ring"))
         last_file = persisted_files(new_directory)[-1]
-        assert last_file.read_bytes().endswith(b"\xff\xff\xff\xff\x00\x00\x00\x00")
+        assert last_file.suffix == ".parquet", "finalized when the daemon stopped"
     finally:
         daemon.stop()
 

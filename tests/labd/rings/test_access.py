@@ -47,15 +47,21 @@ def persist_one_batch(ring_root: Path, data: Path, group: str | None) -> tuple[R
     return rings, ring.path
 
 
+def stream_dirs(data: Path, file: Path) -> list[Path]:
+    """The directories the persister made for ``file``: meter, meter/reading, its run."""
+    assert file.parent == data / "meter" / "reading" / "run-1"
+    return [data / "meter", data / "meter" / "reading", file.parent]
+
+
 def test_everything_is_private_by_default(ring_root: Path, tmp_path: Path) -> None:
     data = tmp_path / "new" / "data"
     rings, ring = persist_one_batch(ring_root, data, None)
     with rings:
-        files = list((data / "run-1").rglob("*.arrows"))
-        assert files
+        files = list(data.rglob("part-*"))
+        assert [f.name for f in files] == ["part-000001.parquet"]  # finalized at close
         for path in [ring, *files]:
             assert mode_and_gid(path)[0] == 0o600, path
-        for path in [ring.parent, data.parent, data, data / "run-1", files[0].parent]:
+        for path in [ring.parent, data.parent, data, *stream_dirs(data, files[0])]:
             assert mode_and_gid(path)[0] == 0o700, path
 
 
@@ -66,11 +72,11 @@ def test_a_group_can_read_rings_and_files(
     data = tmp_path / "data"
     rings, ring = persist_one_batch(ring_root, data, group.gr_name)
     with rings:
-        files = list((data / "run-1").rglob("*.arrows"))
-        assert files
+        files = list(data.rglob("part-*"))
+        assert [f.name for f in files] == ["part-000001.parquet"]
         for path in [ring, *files]:
             assert mode_and_gid(path) == (0o640, group.gr_gid), path
-        for path in [ring_root, ring.parent, data, data / "run-1", files[0].parent]:
+        for path in [ring_root, ring.parent, data, *stream_dirs(data, files[0])]:
             assert mode_and_gid(path) == (0o750, group.gr_gid), path
 
 

@@ -39,7 +39,7 @@ def open_readings(rings: RingSet, rate: float = 100):
 def test_files_hold_the_same_batches_as_the_ring(ring_root: Path, tmp_path: Path) -> None:
     with RingSet("lab", root=ring_root, max_bytes=16 << 20) as rings:
         ring = open_readings(rings)
-        persister = Persister(tmp_path, "run1", rotate_bytes=64 << 10)
+        persister = Persister(tmp_path, "run1", rotate_bytes=64 << 10, finalize=False)
         persister.follow(ring)
         for seq in range(1, 101):
             ring.append(seq, reading_batch(seq))
@@ -49,12 +49,13 @@ def test_files_hold_the_same_batches_as_the_ring(ring_root: Path, tmp_path: Path
         (status,) = persister.status()
     assert (status.batches, status.lost, status.last_seq, status.error) == (100, 0, 100, None)
     files = persisted_files(persister.stream_directory("meter/reading"))
-    assert files[0] == tmp_path / "run1" / "meter%2Freading" / "part-000001.arrows"
+    assert files[0] == tmp_path / "meter" / "reading" / "run1" / "_part-000001.arrows"
     assert len(files) > 1  # rotated by size
     seqs = []
     for path in files:
         table = pa.ipc.open_stream(pa.memory_map(str(path))).read_all()  # plain pyarrow
         assert table.schema.equals(READING_SCHEMA)
+        assert table.schema.metadata[b"labd.stream"] == b"meter/reading"
         for seq, batch in read_stream_file(path):
             check_reading_batch(seq, batch)
             if seq in in_ring:  # the very bytes of the ring slot, as an IPC stream
@@ -70,8 +71,9 @@ def test_a_killed_writer_leaves_files_readable_to_the_last_complete_batch(
     wait_for_output(writer, "wrote 100")
     writer.send_signal(signal.SIGKILL)
     writer.wait()
-    directory = tmp_path / "run1" / "camera%2Fframes"
+    directory = tmp_path / "camera" / "frames" / "run1"
     files = persisted_files(directory)
+    assert [f.name for f in files] == ["_part-000001.arrows"]  # the open segment
     persisted = [(seq, batch) for path in files for seq, batch in read_stream_file(path)]
     seqs = [seq for seq, _ in persisted]
     assert seqs == list(range(1, len(seqs) + 1)) and len(seqs) >= 1
@@ -87,15 +89,15 @@ def test_a_killed_writer_leaves_files_readable_to_the_last_complete_batch(
                 with b:
                     assert b.batch.equals(persisted[b.seq - 1][1])
                 overlap += 1
-    sizes = {p: p.stat().st_size for p in files}
 
-    # A restart cleans the dead ring and continues in a new file.
+    # A restart cleans the dead ring, finalizes the open segment to its last complete
+    # batch, and continues in a new one.
     again = start_writer(ring_root, "lab", "frames", 20, 0, tmp_path, "run1")
     wait_for_output(again, "wrote 20")
     assert again.wait() == 0
     new_files = persisted_files(directory)
-    assert new_files[: len(files)] == files and len(new_files) == len(files) + 1
-    assert {p: p.stat().st_size for p in files} == sizes
+    assert [f.name for f in new_files] == ["part-000001.arrow", "part-000002.arrow"]
+    assert list(read_stream_file(new_files[0])) == persisted
     assert [s for s, _ in read_stream_file(new_files[-1])] == list(range(1, 21))
 
 

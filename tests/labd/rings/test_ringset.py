@@ -16,6 +16,7 @@ from labd.rings import (
     RingSet,
     RingSizeError,
     list_rings,
+    persisted_files,
     read_stream_file,
 )
 from labd.rings import layout as L
@@ -152,6 +153,8 @@ def test_a_ring_is_a_stream_sink_and_the_set_keeps_its_heartbeat(
             with RingReader(ring.path) as reader:
                 assert reader.heartbeat_age_s() < 1
                 assert [b.seq for b in reader.since(0)] == [1, 2, 3, 4, 5]
-        (path,) = persister.status()[0].directory.glob("*.arrows")
+        (path,) = persisted_files(persister.status()[0].directory)
+    assert path.name == "part-000001.parquet"
+    assert [seq for seq, _ in read_stream_file(path)] == [1, 2, 3, 4, 5]
     for seq, batch in read_stream_file(path):
         check_reading_batch(seq, batch)

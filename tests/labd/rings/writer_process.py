@@ -40,8 +40,13 @@ def main(argv: list[str]) -> None:
             expected_batch_bytes=100 * 17,
             batches_per_second=16,
         )
+    persister = None
     if len(argv) > 5:
-        Persister(Path(argv[5]), argv[6], rotate_bytes=64 << 20).follow(ring)
+        persister = Persister(Path(argv[5]), argv[6], rotate_bytes=64 << 20)
+        persister.follow(ring)
+        assert persister.finalizer is not None
+        # A restart's test reads what it recovered: have the recovery done before closing.
+        persister.finalizer.recovered.wait(30)
     print("ready", flush=True)
     period = 1 / float(rate) if float(rate) else 0.0
     seqs = range(1, int(count) + 1) if int(count) else itertools.count(1)
@@ -51,6 +56,8 @@ def main(argv: list[str]) -> None:
             print(f"wrote {seq}", flush=True)
         if period:
             time.sleep(period)
+    if persister is not None:
+        persister.close()  # as the daemon does: files finished (and finalized), then rings
     rings.close()
 
 
