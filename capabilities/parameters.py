@@ -132,6 +132,21 @@ class Parameter:
         )
 
 
+@dataclass(frozen=True)
+class ParameterChange:
+    """A parameter that changed: set by someone, or found changed by the daemon
+    (docs/parameters.md, "Recorded"). The same on the daemon's stream and at a watcher."""
+
+    instrument: str
+    """The instrument or channel: ``tc`` or ``tc/A``."""
+    parameter: str
+    value: ParameterValue
+    unit: str
+    by: str
+    """Who or what: ``rpc``, ``script <name> run <id>``, ``open``, ``set_wavelength``."""
+    timestamp: float
+
+
 def text_of(value: ParameterValue) -> str:
     """A value as text, the same for every surface: ``true``, ``1064``, ``high``."""
     if isinstance(value, bool):

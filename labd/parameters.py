@@ -20,14 +20,14 @@ import logging
 import math
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
 import pyarrow as pa
 import trio
 
 from capabilities import InvalidRequest, Parameter, ParameterValue, now
-from capabilities.parameters import find
+from capabilities.parameters import ParameterChange, find
 from capabilities.parameters import text_of as text_of  # the one text form (scripts use it)
 from labd.streams import Stream, StreamHub
 from labd.supervisor import Guard, InstrumentHandle, State, StateChange, Supervisor
@@ -60,17 +60,8 @@ WATCH_BUFFER = 256
 """Changes a watcher may lag behind before it misses some (it is told how many)."""
 
 
-@dataclass(frozen=True)
-class Change:
-    """One recorded set."""
-
-    instrument: str
-    """The handle's name: ``tc`` or ``tc/A``."""
-    parameter: str
-    value: ParameterValue
-    unit: str
-    by: str
-    timestamp: float
+Change = ParameterChange
+"""One recorded change (:class:`capabilities.parameters.ParameterChange`)."""
 
 
 class ParameterLog:

@@ -14,6 +14,7 @@ Blocking (scripts, Jupyter)::
     lab.instrument("meter").parameters["wavelength"].set(1064, "nm")
 """
 
+from capabilities.parameters import ParameterChange
 from labd.client.blocking import BlockingLab, connect_blocking, redeem_blocking
 from labd.client.errors import ConnectionLost, NoDaemon
 from labd.client.lab import (
@@ -27,7 +28,7 @@ from labd.client.lab import (
     connect,
     redeem,
 )
-from labd.client.parameters import ParameterChange, Parameters
+from labd.client.parameters import Parameters
 from labd.contract.restriction import ParameterLimit, Restriction
 
 __all__ = [

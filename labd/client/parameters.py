@@ -8,13 +8,12 @@ do — ``set("gain", 4)``, ``set("wavelength", "1.064 um")``, ``set("ramp_rate",
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import trio
 
 from capabilities import Parameter, ParameterValue
-from capabilities.parameters import find
+from capabilities.parameters import ParameterChange, find
 from labd.aio import to_trio
 from labd.client.feed import _deliver, _Feed
 from labd.client.link import Link
@@ -24,19 +23,6 @@ if TYPE_CHECKING:
     from labd.client.lab import Instrument
 
 _s: Any = schema.load()
-
-
-@dataclass(frozen=True)
-class ParameterChange:
-    """A parameter set made through the daemon, by anyone."""
-
-    instrument: str
-    parameter: str
-    value: ParameterValue
-    unit: str
-    by: str
-    """Who set it: ``"rpc"``, ``"script <name> run <id>"``."""
-    timestamp: float
 
 
 class RemoteConfigurable:

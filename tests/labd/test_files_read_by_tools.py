@@ -24,29 +24,10 @@ from labd.client.replay import DataInfo
 from labd.rings import RingReader, attach, persisted_files, read_stream_file, replay
 from labd.rings.files import seconds_to_ns, stream_directory
 from tests.labd.rpc.conftest import LabdProcess, start_labd
+from tests.labd.test_daemon_data import LAB as DAEMON_DATA_LAB
 
-LAB = """
-[daemon]
-data_dir = "{data_dir}"
-retention_s = 30
-ring_memory_mb = 32
-
-[instruments.stage]
-driver = "sim.stage"
-poll_hz = 20
-
-[instruments.meter]
-driver = "sim.power_meter"
-stage = "stage"
-poll_hz = 50
-
-[instruments.camera]
-driver = "sim.camera"
-stage = "stage"
-frame_fps = 20
-sensor_width = 96
-sensor_height = 64
-"""
+# The same small lab as the rings-and-files test: fast, with frames of 96x64 pixels.
+LAB = DAEMON_DATA_LAB
 
 
 def record(daemon: LabdProcess, frames: int = 40) -> DataInfo:
