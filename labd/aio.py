@@ -2,7 +2,7 @@
 
 pycapnp only runs on an asyncio loop (``capnp.kj_loop()`` binds the KJ event loop to it),
 while labd is a Trio program. Trio's *guest mode* lets both share one thread: asyncio is
-the host, Trio ticks inside it (DESIGN.md §3 measured this as the fastest arrangement;
+the host, Trio ticks inside it (measured as the fastest arrangement, docs/architecture.md "Facts measured on this stack";
 trio-asyncio was 1.6–3× slower, and a second thread aborts the process when a capability
 is released there). Since both run on the same thread, a Trio task can be rescheduled
 straight from an asyncio callback and vice versa; this module holds the three crossings:
@@ -50,14 +50,16 @@ T = TypeVar("T")
 
 _M_TRIM_THRESHOLD = -1
 _M_MMAP_THRESHOLD = -3
+_M_ARENA_MAX = -8
 
 
 def tune_malloc() -> None:
-    """Keep glibc from mmap/munmap-ing every big message buffer.
+    """Keep glibc from mmap/munmap-ing every big message buffer, and from keeping an arena
+    per thread.
 
     Cap'n Proto allocates a fresh segment per message; past glibc's default 128 KiB mmap
     threshold each frame is a fresh mapping whose pages fault in on first touch, which made
-    ≥1 MiB messages 3–4× slower (DESIGN.md §3). Same effect as the GLIBC_TUNABLES variant,
+    ≥1 MiB messages 3–4× slower (docs/architecture.md, "Facts measured on this stack"). Same effect as the GLIBC_TUNABLES variant,
     without needing a re-exec. A no-op on a libc without ``mallopt``.
     """
     libc_name = ctypes.util.find_library("c")
@@ -69,6 +71,11 @@ def tune_malloc() -> None:
         return
     mallopt(_M_MMAP_THRESHOLD, 64 * 1024 * 1024)
     mallopt(_M_TRIM_THRESHOLD, 256 * 1024 * 1024)
+    # Two arenas, not 8 per core: each worker thread's own arena kept freed memory that no
+    # other thread reused. 35-minute soaks side by side (bench/README.md, "Soak"): the
+    # private heap's growth in the last quarter hour fell from ~14 to ~3 MiB/h; frames/s
+    # through lanes unchanged within the runs' noise.
+    mallopt(_M_ARENA_MAX, 2)
 
 
 TICK_S = 0.05

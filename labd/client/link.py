@@ -118,7 +118,7 @@ async def open_link(
         raise _sole_exception(group) from None
     finally:
         client.close()
-        stream.close()  # TwoPartyClient.close() leaves the socket open (DESIGN.md §3)
+        stream.close()  # TwoPartyClient.close() leaves the socket open (docs/architecture.md)
 
 
 def _sole_exception(group: BaseExceptionGroup[BaseException]) -> BaseException:

@@ -2,7 +2,7 @@
 
 The wheel force-includes the repository's ``schema/`` folder as ``labd/schema``; a source
 checkout has it at the repository root. pycapnp needs its own folder on the import path
-for the standard ``/capnp/*.capnp`` imports (DESIGN.md §3: without it, ``-> stream``
+for the standard ``/capnp/*.capnp`` imports (docs/architecture.md, "Facts measured on this stack": without it, ``-> stream``
 aborts the process), so every load goes through :func:`load`, which also puts the
 dispatch guard of :mod:`labd.contract.dispatch` on every server class: no server method of the
 daemon can then send a traceback to a peer, whatever the peer sends.
