@@ -186,3 +186,15 @@ def lab_snapshot(socket: Path) -> dict[str, object]:
     assert out.returncode == 0, out.stderr
     result: dict[str, object] = json.loads(out.stdout)
     return result
+
+
+def wait_for(png: Path, timeout: float = 60) -> None:
+    """Until the screenshot ``png`` and the files saved beside it can all be read."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            load_shot(png.with_suffix(""))
+            return
+        except (OSError, ValueError, EOFError, AssertionError):  # not there, or half written
+            assert time.monotonic() < deadline, f"{png} and its .npy/.json never appeared"
+            time.sleep(0.1)

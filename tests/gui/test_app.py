@@ -11,23 +11,11 @@ from pathlib import Path
 
 import numpy as np
 
-from tests.gui.conftest import Daemon, Gui, lab_snapshot, load_shot
+from tests.gui.conftest import Daemon, Gui, lab_snapshot, load_shot, wait_for
 
 
 def region(pixels: np.ndarray, x: float, y: float, w: float, h: float) -> np.ndarray:
     return pixels[int(y) : int(y + h), int(x) : int(x + w), :3].astype(np.float64)
-
-
-def wait_for(png: Path, timeout: float = 60) -> None:
-    """Until the screenshot ``png`` and the files saved beside it can all be read."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            load_shot(png.with_suffix(""))
-            return
-        except (OSError, ValueError, EOFError, AssertionError):  # not there, or half written
-            assert time.monotonic() < deadline, f"{png} and its .npy/.json never appeared"
-            time.sleep(0.1)
 
 
 def test_panels_show_frame_plot_and_fault(display: str, daemon: Daemon, tmp_path: Path) -> None:

@@ -4,7 +4,6 @@ sets made by someone else appearing live (docs/gui.md, "What you see")."""
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +13,7 @@ from capabilities import Parameter
 from gui import settings
 from gui.controls import sections_for, unknown_capabilities
 from labd.client import connect_blocking
-from tests.gui.conftest import Daemon, Gui, load_shot
+from tests.gui.conftest import Daemon, Gui, load_shot, wait_for
 
 SIM_LAB = """
 [instruments.stage]
@@ -58,17 +57,6 @@ def region(pixels: np.ndarray, rect: list[float]) -> np.ndarray:
 def on_screen(rect: list[float]) -> bool:
     x, y, w, h = rect
     return w > 0 and h > 0 and x >= 0 and y >= 0 and x + w <= VIEWPORT[0] and y + h <= VIEWPORT[1]
-
-
-def wait_for(png: Path, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            load_shot(png.with_suffix(""))
-            return
-        except (OSError, ValueError, EOFError, AssertionError):  # not there, or half written
-            assert time.monotonic() < deadline, f"{png} and its .npy/.json never appeared"
-            time.sleep(0.1)
 
 
 # --- what the section decides, without a display
