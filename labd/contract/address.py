@@ -84,7 +84,9 @@ def ensure_private_dir(path: Path) -> None:
 
 def write_token(path: Path) -> str:
     """Write a fresh random lab token to ``path`` (mode 0600, atomically) and return it."""
-    token = secrets.token_urlsafe(32)
+    # The prefix keeps a token from starting with "-": argparse would take
+    # ``--token -abc`` for an option and the command line would refuse it.
+    token = "lab-" + secrets.token_urlsafe(32)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:

@@ -78,3 +78,12 @@ def test_no_daemon_message() -> None:
     line = one_line_error(result)
     assert "no labd daemon at /nonexistent/labd.sock" in line
     assert "labd serve" in line
+
+
+def test_a_lab_token_is_always_a_valid_token_argument(tmp_path: Path) -> None:
+    # A token that began with "-" (one in 32 of urlsafe base64) was taken by argparse for
+    # an option: ``labd ls --token -x...`` failed with "expected one argument".
+    from labd.contract.address import write_token
+
+    for _ in range(200):
+        assert not write_token(tmp_path / "labd.token").startswith("-")
