@@ -46,6 +46,9 @@ TRAP = """(module
   (memory (export "memory") 1)
   (func (export "run") (result i32) unreachable))"""
 WARMUP_S = 20.0
+"""Default warm-up before the floor. The private heap keeps rising for ~20 minutes as
+native caches fill (bench/README.md "Soak"), so a long soak passes ``--warmup-minutes 20``
+and then churns ``--minutes`` more: the steady state is what a weeks-long daemon lives in."""
 PLATEAU_S = 60.0
 
 LAB_TOML = """
@@ -154,21 +157,21 @@ def slope_per_hour(points: list[tuple[float, float]]) -> float:
     )
 
 
-def report(samples: list[Sample], cycles: dict[str, int]) -> None:
+def report(samples: list[Sample], cycles: dict[str, int], warmup_s: float = WARMUP_S) -> None:
     print("\n  t/s   RSS/MiB  anon/MiB  fds  threads  shm files  shm/MiB")
     for s in samples:
         print(
             f"{s.t:6.0f}  {s.rss_kib / 1024:8.1f}  {s.anon_kib / 1024:8.1f} {s.fds:4d}  {s.threads:7d}"
             f"  {s.shm_files:9d}  {s.shm_kib / 1024:7.1f}"
         )
-    after = [s for s in samples if s.t >= WARMUP_S]
-    plateau = [s for s in after if s.t < WARMUP_S + PLATEAU_S] or after[:1]
+    after = [s for s in samples if s.t >= warmup_s]
+    plateau = [s for s in after if s.t < warmup_s + PLATEAU_S] or after[:1]
     span_h = (after[-1].t - after[0].t) / 3600 if len(after) > 1 else 0.0
     print(f"\nchurn done: {', '.join(f'{k} {v}' for k, v in sorted(cycles.items()))}")
     print(
-        f"floor: plateau = median of {len(plateau)} samples {WARMUP_S:g}–"
-        f"{WARMUP_S + PLATEAU_S:g} s; growth/h: least squares over {len(after)} samples"
-        f" after {WARMUP_S:g} s ({span_h * 60:.1f} min)"
+        f"floor: plateau = median of {len(plateau)} samples {warmup_s:g}–"
+        f"{warmup_s + PLATEAU_S:g} s; growth/h: least squares over {len(after)} samples"
+        f" after {warmup_s:g} s ({span_h * 60:.1f} min)"
     )
     print(f"\n{'figure':16} {'plateau':>10} {'end':>10} {'end/plateau':>12} {'growth/h':>12}")
     for attr, label, unit, scale in FIGURES:
@@ -379,6 +382,12 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=float, default=3.0)
     parser.add_argument("--every", type=float, default=5.0, help="seconds between samples")
+    parser.add_argument(
+        "--warmup-minutes",
+        type=float,
+        default=WARMUP_S / 60,
+        help="churn this long before the floor is taken, on top of --minutes",
+    )
     parser.add_argument("--worker", choices=sorted(CHURN), help=argparse.SUPPRESS)
     parser.add_argument("--address", help=argparse.SUPPRESS)
     parser.add_argument("--seconds", type=float, help=argparse.SUPPRESS)
@@ -389,7 +398,8 @@ def main() -> int:
 
     from labd.launcher import spawn_daemon
 
-    seconds = args.minutes * 60
+    warmup_s = args.warmup_minutes * 60
+    seconds = warmup_s + args.minutes * 60
     with tempfile.TemporaryDirectory(prefix="labd-soak-") as tmp:
         config = Path(tmp) / "lab.toml"
         config.write_text(LAB_TOML.format(data_dir=Path(tmp) / "data"))
@@ -397,7 +407,7 @@ def main() -> int:
             pid = daemon.process.pid
             t0 = time.monotonic()
             until = t0 + seconds
-            print(f"labd serve pid {pid}; churning for {args.minutes:g} min", flush=True)
+            print(f"labd serve pid {pid}; churning for {seconds / 60:g} min", flush=True)
             workers = {k: spawn_worker(k, daemon.address, seconds) for k in CHURN if k != "victim"}
             cycles: dict[str, int] = {}
             killer = threading.Thread(target=kill_victims, args=(daemon.address, until, cycles))
@@ -425,7 +435,7 @@ def main() -> int:
             if daemon.process.poll() is not None:
                 print(f"the daemon died:\n{daemon.log_text()[-3000:]}")
                 return 1
-        report(samples, cycles)
+        report(samples, cycles, warmup_s)
     return 0
 
 
