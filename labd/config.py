@@ -77,7 +77,7 @@ INSTRUMENT_NUMBERS: dict[str, Number] = {
 }
 
 #: Keys of an instrument table that belong to the daemon, not to the driver.
-DAEMON_KEYS = {"driver", "settings", *INSTRUMENT_NUMBERS}
+DAEMON_KEYS = {"driver", "settings", "safe_state", *INSTRUMENT_NUMBERS}
 
 #: The numbers of the [restart] table (every key of RestartPolicy).
 RESTART_NUMBERS: dict[str, Number] = {
@@ -93,10 +93,26 @@ RESTART_NUMBERS: dict[str, Number] = {
 DAEMON_NUMBERS: dict[str, Number] = {
     "retention_s": duration(high=DAY_S),
     "ring_memory_mb": Number(low=1, high=1 << 20, unit="MiB"),
+    "disk_quota": Number(
+        low=0,
+        low_open=True,
+        high=1 << 20,
+        unit="GiB",
+        why="the most the data directory may hold; omit it for 10% of its disk",
+    ),
 }
 
 #: The keys of the [daemon] table.
-DAEMON_TABLE_KEYS = (*DAEMON_NUMBERS, "data_dir", "group")
+DAEMON_TABLE_KEYS = (*DAEMON_NUMBERS, "data_dir", "persist", "group")
+
+
+def default_data_dir() -> Path:
+    """Where streams are persisted unless the config or ``--data-dir`` says otherwise: the
+    user's XDG data directory, ``$XDG_DATA_HOME/labd`` (else ``~/.local/share/labd``; the
+    XDG spec ignores a relative ``XDG_DATA_HOME``)."""
+    xdg = os.environ.get("XDG_DATA_HOME", "")
+    base = Path(xdg) if os.path.isabs(xdg) else Path(os.path.expanduser("~/.local/share"))
+    return base / "labd"
 
 #: Units of driver parameters, for quantity strings ("20 ms"): those named with a unit
 #: suffix (``timeout_s``, ``wavelength_nm``) by :data:`UNIT_SUFFIXES`, the others here, as
@@ -162,6 +178,9 @@ class InstrumentSpec:
     settings: dict[str, dict[str, Any]] = field(default_factory=dict)
     """Parameter values set after every open, by channel ("" for the instrument itself),
     as written in the config (``"1064 nm"``); see docs/parameters.md."""
+    safe_state: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Values set, by channel as ``settings``, when a script run that held the instrument
+    for writing ends abnormally (:mod:`labd.safe_state`, docs/scripting.md)."""
 
     def create(self) -> object:
         """A fresh driver instance (no I/O happens until its ``open()``).
@@ -196,9 +215,13 @@ class LabConfig:
     retention_s: float = 300.0
     """How far back the shared-memory rings reach."""
     data_dir: Path | None = None
-    """Where the persister writes ``.arrows`` files (None: do not persist)."""
-    ring_memory_bytes: int = 1 << 30
-    """Shared memory all rings of the daemon may use together."""
+    """Where the persister writes (None: do not persist). A config file persists by default,
+    into :func:`default_data_dir`; ``persist = false`` gives None (docs/config.md)."""
+    disk_quota_bytes: int | None = None
+    """The most the data directory may hold (None: :mod:`labd.rings.retention`'s default)."""
+    ring_memory_bytes: int | None = None
+    """Shared memory all rings of the daemon may use together (None: a share of the
+    machine's, :func:`labd.rings.sizing.default_ring_memory`)."""
     group: str | None = None
     """A group of this machine that may read the rings and persisted files (None: only the
     daemon's user)."""
@@ -381,8 +404,20 @@ class _Checker:
             settings["retention_s"] = numbers["retention_s"]
         if "ring_memory_mb" in numbers:
             settings["ring_memory_bytes"] = int(numbers["ring_memory_mb"] * (1 << 20))
-        if "data_dir" in table:
+        if "disk_quota" in numbers:
+            settings["disk_quota_bytes"] = round(numbers["disk_quota"] * (1 << 30))
+        persist = table.get("persist", True)
+        if not isinstance(persist, bool):
+            self.problem(
+                "daemon.persist",
+                f"must be true or false, got {persist!r} (false: nothing is written to disk)",
+            )
+        if persist is False:
+            settings["data_dir"] = None
+        elif "data_dir" in table:
             settings["data_dir"] = self.data_dir(table["data_dir"])
+        else:  # checked where it is used: --data-dir or --no-persist may still replace it
+            settings["data_dir"] = default_data_dir()
         if "group" in table:
             settings["group"] = self.group(table["group"])
         return settings
@@ -468,10 +503,14 @@ class _Checker:
         numbers = self.numbers(key, table, INSTRUMENT_NUMBERS)
         params = self.parameters(key, kind, cls, table)
         settings = self.settings(key, table.get("settings", {}))
+        safe_state = self.settings(key, table.get("safe_state", {}), "safe_state")
         self.note_references(key, kind, cls, params)
         if len(self.problems) > problems_before:
             return None
-        spec = InstrumentSpec(name=name, driver=driver, params=params, settings=settings, **numbers)
+        spec = InstrumentSpec(
+            name=name, driver=driver, params=params, settings=settings, safe_state=safe_state,
+            **numbers,
+        )  # fmt: skip
         try:
             instrument = spec.create()
         except Exception as e:  # a driver's own validation of its parameters
@@ -481,13 +520,17 @@ class _Checker:
             self.problem(where, f"driver {driver} rejected its parameters: {reason}")
             return None
         self.check_settings(key, instrument, settings)
+        self.check_settings(key, instrument, safe_state, "safe_state")
         if len(self.problems) > problems_before:
             return None
         return spec
 
-    def settings(self, key: str, table: object) -> dict[str, dict[str, Any]]:
-        """``[instruments.X.settings]``: parameter = value, and a sub-table per channel."""
-        where = f"{key}.settings"
+    def settings(
+        self, key: str, table: object, section: str = "settings"
+    ) -> dict[str, dict[str, Any]]:
+        """``[instruments.X.settings]`` (or ``.safe_state``): parameter = value, and a
+        sub-table per channel."""
+        where = f"{key}.{section}"
         if not isinstance(table, dict):
             self.problem(where, f"must be a table of parameter = value; write [{where}]")
             return {}
@@ -508,21 +551,37 @@ class _Checker:
         return False
 
     def check_settings(
-        self, key: str, instrument: object, settings: dict[str, dict[str, Any]]
+        self,
+        key: str,
+        instrument: object,
+        settings: dict[str, dict[str, Any]],
+        section: str = "settings",
     ) -> None:
         """Check each setting against the parameter it names, where the driver can list its
-        parameters without I/O (declared ones); others are checked when it opens."""
+        parameters without I/O (declared ones); others are checked when it opens. A safe
+        state may also name capability set-points (:mod:`labd.safe_state`)."""
         from capabilities import CapabilityError, Configurable, HasChannels
         from capabilities.parameters import find
+        from labd import safe_state
         from labd.values import parameter_value
 
         channels = dict(instrument.channels()) if isinstance(instrument, HasChannels) else {}
         for channel, values in settings.items():
             target = channels.get(channel) if channel else instrument
-            where = f"{key}.settings" + (f".{channel}" if channel else "")
+            where = f"{key}.{section}" + (f".{channel}" if channel else "")
             if target is None:
                 known = ", ".join(channels) or "none"
                 self.problem(where, f"{key} has no channel {channel!r} (its channels: {known})")
+                continue
+            if section == "safe_state":
+                described = (
+                    parameters_without_io(target) if isinstance(target, Configurable) else []
+                )
+                for name, value in values.items():
+                    try:
+                        safe_state.check(target, name, value, described)
+                    except CapabilityError as e:
+                        self.problem(f"{where}.{name}", str(e))
                 continue
             if not isinstance(target, Configurable):
                 self.problem(where, "this instrument has no parameters to set")

@@ -29,6 +29,9 @@ from labd.config import LabConfig
 from labd.parameters import KIND as PARAMETERS_KIND
 from labd.parameters import ParameterLog
 from labd.rings import Persister, RingSet, RingWriter
+from labd.rings.retention import Retention, segment_bytes
+from labd.rings.sizing import default_ring_memory, fmt_bytes
+from labd.safe_state import safe_states
 from labd.scripting import RESULT_SCHEMA, Run, ScriptEngine, ScriptStore, supervisor_resolver
 from labd.streams import Stream, StreamHub
 from labd.supervisor import Supervisor
@@ -78,9 +81,11 @@ class Daemon:
             supervisor_resolver(self.supervisor),
             on_results=self._publish_results,
             parameter_log=self.parameters,
+            safe_states=safe_states({i.name: i.safe_state for i in config.instruments}),
         )
         self.rings: RingSet | None = None
         self.persister: Persister | None = None
+        self.retention: Retention | None = None
 
     def _publish_results(self, _run: Run, batch: pa.RecordBatch) -> None:
         self._results.publish(batch)
@@ -102,6 +107,8 @@ class Daemon:
                 nursery.start_soon(self.parameters.follow_calls)
                 assert self.rings is not None
                 nursery.start_soon(self.rings.keep_alive)
+                if self.retention is not None:
+                    await nursery.start(self.retention.run)
                 for loop in self._loops:
                     nursery.start_soon(loop)
                 if os.environ.get(TRACEMALLOC_ENV):
@@ -114,29 +121,44 @@ class Daemon:
 
     @contextlib.contextmanager
     def _data_services(self) -> Iterator[None]:
-        """Rings (and the persister, if a data directory is configured) for this run.
+        """Rings, and the persister with its retention unless persistence is off, for this run.
 
         Closed in reverse order: the persister finishes its files from the rings before the
-        rings are removed.
+        rings are removed, and the run stays marked live until its files are finished.
         """
         config = self.config
+        memory = config.ring_memory_bytes
         self.rings = RingSet(
             self.daemon_id,
             retention_s=config.retention_s,
-            max_bytes=config.ring_memory_bytes,
+            max_bytes=default_ring_memory() if memory is None else memory,
             file_group=config.group,
         )
-        try:
+        with contextlib.ExitStack() as stack:
+            stack.callback(self.rings.close)
             if config.data_dir is not None:
-                self.persister = Persister(config.data_dir, self.run_id, file_group=config.group)
-                log.info("persisting streams under %s (<stream>/%s/)", config.data_dir, self.run_id)
-            try:
-                yield
-            finally:
-                if self.persister is not None:
-                    self.persister.close()
-        finally:
-            self.rings.close()
+                self.retention = stack.enter_context(
+                    Retention(
+                        config.data_dir,
+                        self.run_id,
+                        quota=config.disk_quota_bytes,
+                        access=self.rings.access,
+                    )
+                )
+                self.persister = Persister(
+                    config.data_dir,
+                    self.run_id,
+                    rotate_bytes=segment_bytes(self.retention.quota),
+                    file_group=config.group,
+                )
+                stack.callback(self.persister.close)
+                log.info(
+                    "persisting streams under %s (<stream>/%s/), at most %s (disk_quota)",
+                    config.data_dir,
+                    self.run_id,
+                    fmt_bytes(self.retention.quota),
+                )
+            yield
 
     async def _open_rings(self) -> None:
         assert self.rings is not None

@@ -337,6 +337,8 @@ interface Instrument {
   subscribe @4 (stream :Text, sink :BatchSink, maxRate :Float64, window :UInt32,
                 sharedMemory :Bool, bulk :Bool) -> (subscription :Subscription);
       # stream: "position" or "stage/position"; sharedMemory, bulk: see Lab.subscribe
+  openRun @5 (name :Text, metadata :List(Argument)) -> (run :RunHandle);
+      # a run recorded as this holder's (a share's holder: "share <instrument> <token prefix>")
 }
 
 interface Lab {
@@ -359,6 +361,12 @@ interface Lab {
       # epoch), from the ring and the persisted files, each once and in order; `arrowSchema`:
       # the stream's Arrow schema (IPC), so an empty range still says what it would hold
   dataInfo @9 () -> (info :DataInfo);   # where the rings and files are, persistence health
+  openRun @10 (name :Text, metadata :List(Argument)) -> (run :RunHandle);
+      # a run (docs/runs.md): its record is written at once, with outcome "running"
+  runs @11 () -> (runs :List(RunSummary));              # every run the daemon has recorded
+  getRun @12 (id :Text) -> (record :Text);              # one run's whole record, JSON
+  replayRun @13 (id :Text, stream :Text) -> (cursor :ReplayCursor, arrowSchema :Data);
+      # the batches of `stream` the run covers (its seq range), as Lab.replay gives them
 }
 
 interface Bootstrap {
@@ -436,6 +444,7 @@ interface ScriptRun {
   resume @4 ();
   followLog @5 (sink :LogSink) -> (subscription :Subscription);   # kept lines, then live ones
   results @6 () -> (results :List(ScriptResult));                  # every result so far
+  table @7 () -> (arrow :Data);   # result_row's rows so far: an Arrow IPC stream, a column per name
 }
 
 interface ScriptEngine {
@@ -488,4 +497,22 @@ struct DataInfo {
   dataDir @4 :Text;              # empty: nothing is persisted
   runId @5 :Text;
   persisted @6 :List(PersistInfo);
+}
+
+# ---------------------------------------------------------------- runs (docs/runs.md)
+
+struct RunSummary {
+  id @0 :Text;                   # "<UTC yyyymmddThhmmss>-<8 hex>"
+  name @1 :Text;
+  who @2 :Text;                  # "lab" or "share <instrument> <token prefix>"
+  startedAt @3 :Float64;         # seconds since the epoch
+  endedAt @4 :Float64;           # 0: still running (or interrupted before it could end)
+  outcome @5 :Text;              # running | succeeded | failed | cancelled | disconnected | interrupted
+  script @6 :Text;               # "scan v2"; empty: a run a client opened
+}
+
+# A run a client opened. Closed by `close`, or as "disconnected" when its connection ends.
+interface RunHandle {
+  id @0 () -> (id :Text);
+  close @1 (outcome :Text, error :Text);   # outcome: succeeded | failed; error: why it failed
 }

@@ -1,7 +1,8 @@
 """``labd run FILE``: compile a script, upload it to the daemon, run it there, watch it.
 
 The script runs inside the daemon, next to the instruments; this command only follows it:
-log lines as they come, a progress line, the results as a table at the end. Ctrl-C
+log lines as they come, a progress line, the results at the end (the named values, then
+the rows the script emitted as a table, long ones shortened in the middle). Ctrl-C
 cancels the run on the daemon (closing the terminal any other way leaves it running, as
 a run outlives its client). The exit status says how it went: 0 succeeded, 1 the script
 failed (the reason is printed with its code), 2 the file or arguments are wrong, 3 no
@@ -30,6 +31,7 @@ from labd.cli.connection import (
 from labd.values import Number, count, duration
 
 if TYPE_CHECKING:
+    import pyarrow as pa
     from rich.console import Console
     from rich.table import Table
 
@@ -39,6 +41,8 @@ if TYPE_CHECKING:
 
 LEVEL_STYLE = {"debug": "dim", "info": "", "warn": "yellow", "error": "bold red"}
 PROGRESS_INTERVAL_S = 0.25
+ROWS_SHOWN = (30, 10)
+"""A longer table shows its first and last rows this many, and says how many it has."""
 #: Fuel is a 64-bit count of instructions in wasmtime.
 FUEL = count(low=1, high=2**63 - 1)
 #: A wasm32 module addresses at most 4 GiB of linear memory.
@@ -200,7 +204,11 @@ async def follow_run(
                 with trio.CancelScope(shield=True), trio.move_on_after(5):
                     await run.cancel()
                     outcome.cancelled_by_us = True
-        console.print(results_table(outcome.info, await run.results(), results))
+        reported, rows = await run.results(), await run.table()
+        if reported or not rows.num_rows:
+            console.print(results_table(outcome.info, reported, results))
+        if rows.num_rows:
+            console.print(rows_table(outcome.info, rows))
 
 
 async def check_grants(lab: Lab, grants: Grants) -> None:
@@ -300,3 +308,28 @@ def results_table(info: RunInfo | None, reported: list[Any], last: dict[str, flo
     for key, value in last.items():
         table.add_row(key, f"{value:.6g}", str(counts.get(key, 1)))
     return table
+
+
+def rows_table(info: RunInfo | None, rows: pa.Table) -> Table:
+    """The script's rows (``result_row``), a column per name."""
+    from rich.table import Table
+
+    head, tail, n = *ROWS_SHOWN, rows.num_rows
+    numbers = list(range(n)) if n <= head + tail else [*range(head), -1, *range(n - tail, n)]
+    title = f"table of {info.label} (run {info.id})" if info else "table"
+    caption = (
+        f"{n} rows, {head} + {tail} shown; all: run.table() in Python" if n > head + tail else None
+    )
+    table = Table(title=title, caption=caption)
+    table.add_column("row", justify="right", style="dim")
+    for name in rows.column_names:
+        table.add_column(name, justify="right")
+    columns = [rows.column(i).to_pylist() for i in range(rows.num_columns)]
+    for i in numbers:
+        cells = ["…"] * len(columns) if i < 0 else [_cell(c[i]) for c in columns]
+        table.add_row("…" if i < 0 else str(i), *cells)
+    return table
+
+
+def _cell(value: float | None) -> str:
+    return "" if value is None else f"{value:.6g}"

@@ -10,6 +10,7 @@ Async::
             async for line in lines:
                 print(line)
         peak = (await run.wait())["peak_position"]   # raises ScriptFailed(code=...) on failure
+        scan = (await run.table()).to_pandas()       # a row per result_row: position, power, ...
 
 Blocking: ``lab.scripts()`` on a :class:`~labd.client.BlockingLab` gives the same methods
 as plain calls (:class:`BlockingScripts`, :class:`BlockingRun`).
@@ -27,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 import trio
 
 from labd.aio import to_trio
@@ -168,6 +170,12 @@ class RunHandle:
         result = await self._link.call(self._cap.results)
         return [ScriptResult(r.name, r.value, r.timestamp) for r in result.results]
 
+    async def table(self) -> pa.Table:
+        """The rows the script emitted with ``result_row`` so far (also of a failed run):
+        a float64 column per name, in the order of its first row (``.to_pandas()``)."""
+        result = await self._link.call(self._cap.table)
+        return table_from(result.arrow)
+
     def log(self) -> RunLog:
         return RunLog(self._link, lambda sink: self._cap.followLog(sink), _LogSink)
 
@@ -267,6 +275,10 @@ def run_request(
     return request
 
 
+def table_from(data: bytes) -> pa.Table:
+    return pa.ipc.open_stream(pa.py_buffer(data)).read_all()
+
+
 def run_info_from(info: Any) -> RunInfo:
     return RunInfo(
         id=info.id,
@@ -332,6 +344,11 @@ class BlockingRun(_Handle):
     def results(self) -> list[ScriptResult]:
         results: list[ScriptResult] = self._call("results")
         return results
+
+    def table(self) -> pa.Table:
+        """As :meth:`RunHandle.table`."""
+        table: pa.Table = self._call("table")
+        return table
 
     def log(self) -> BlockingRunLog:
         """Iterate for :class:`LogEntry` lines until the run ends; ``close()`` to stop early."""

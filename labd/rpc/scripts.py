@@ -15,6 +15,7 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
+import pyarrow as pa
 import trio
 
 from capabilities import InvalidRequest
@@ -133,6 +134,10 @@ class ScriptRunServer(_s.ScriptRun.Server):  # type: ignore[misc]
     async def results(self, _context: Any, **_: Any) -> None:
         results_to(_context.results, self._run.results)
 
+    @wire_errors
+    async def table(self, _context: Any, **_: Any) -> None:
+        _context.results.arrow = table_bytes(self._run.table.to_arrow())
+
 
 async def push_log(run: Run, sink: Any, subscription: SubscriptionServer) -> None:
     """Send ``run``'s log to ``sink`` in batches, one call in flight, then ``end``.
@@ -201,6 +206,14 @@ def run_info_to(struct: Any, run: Run) -> None:
     struct.startedAt = run.started_at or 0.0
     struct.endedAt = run.ended_at or 0.0
     struct.grants = run.grants.describe()
+
+
+def table_bytes(table: pa.Table) -> bytes:
+    """``table`` as an Arrow IPC stream (the client reads it back with ``pa.ipc``)."""
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    return bytes(sink.getvalue())
 
 
 def results_to(struct: Any, results: Sequence[Result]) -> None:

@@ -13,7 +13,7 @@ import enum
 import struct
 from typing import Any
 
-from capabilities.declarations import declared
+from capabilities.declarations import declaration, declared
 
 ABI_VERSION = 1
 IMPORT_MODULE = "labd_v1"
@@ -79,6 +79,13 @@ _PROTOCOLS: dict[Kind, type[Any]] = {
 }
 """Kind -> Protocol, from the capabilities' declarations (``@capability(abi_kind=...)``);
 a test checks that every Kind is declared and named after its capability."""
+
+
+MUTATING_KINDS = frozenset(
+    kind for kind in Kind if any(m.mutates for m in declaration(kind.protocol.__name__).methods)
+)
+"""Kinds whose handle can change the instrument: a run that opens one holds it for
+writing, and the instrument's safe state applies if the run ends abnormally."""
 
 
 class LogLevel(enum.IntEnum):
@@ -151,6 +158,8 @@ IMPORTS: dict[str, tuple[str, str]] = {
     "param_set_f64": ("iiiF", "i"),
     "param_get_text": ("iiiii", "i"),
     "param_set_text": ("iiiii", "i"),
+    # Tables (appended after the parameters: a scan's row of named values)
+    "result_row": ("iiii", "i"),
 }
 
 #: The imports of WASI preview 1 a guest may use (Go's runtime needs them); the host

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 import trio
 
 from labd.contract.script_errors import ScriptError
+from labd.safe_state import SafeState
 from labd.scripting.grants import Grants
 from labd.scripting.host import Resolver
 from labd.scripting.limits import RunLimits
@@ -33,7 +34,9 @@ class ScriptEngine:
 
     ``parameter_log``: where runs' parameter sets are recorded (the daemon's, so they land
     on ``<instrument>/parameters`` with ``by = "script <name> run <id>"``); None records
-    nothing, for tools and tests without streams.
+    nothing, for tools and tests without streams. ``safe_states``: instrument (or
+    ``name/channel``) -> the state a run that held it for writing leaves it in when it ends
+    abnormally (the lab config's ``[instruments.X.safe_state]``, docs/scripting.md).
     """
 
     def __init__(
@@ -45,6 +48,7 @@ class ScriptEngine:
         limits: RunLimits | None = None,
         on_results: ResultsSink | None = None,
         parameter_log: ParameterLog | None = None,
+        safe_states: Mapping[str, SafeState] | None = None,
     ) -> None:
         self.store = store
         self.default_limits = limits or RunLimits()
@@ -52,6 +56,7 @@ class ScriptEngine:
         self._resolver = resolver
         self._on_results = on_results
         self.parameter_log = parameter_log
+        self.safe_states = dict(safe_states or {})
         self._nursery: trio.Nursery | None = None
         self._runs: OrderedDict[int, Run] = OrderedDict()
         self._next_id = 1
@@ -93,6 +98,7 @@ class ScriptEngine:
             limiter=self.limiter,
             on_results=self._on_results,
             parameter_log=self.parameter_log,
+            safe_states=self.safe_states,
         )
         self._next_id += 1
         self._runs[run.id] = run

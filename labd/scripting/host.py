@@ -61,6 +61,8 @@ checks and records a set on the handle, never on a bare driver (docs/scripting.m
 _U32 = 0xFFFF_FFFF
 _MAX_NAME = 256
 _MAX_PARAMETER_TEXT = 4096
+_MAX_ROW_NAMES = 4096
+"""Bytes of a row's packed column names (``"x,y,power"``)."""
 _NUMERIC = ("float", "int", "bool")
 """Parameter kinds that cross as f64 (a bool as 1/0)."""
 _F64 = struct.Struct("<d")
@@ -117,6 +119,7 @@ class Host:
         limits: RunLimits,
         emit_log: Callable[[LogLevel, str], None],
         emit_result: Callable[[str, float], None],
+        emit_row: Callable[[tuple[str, ...], tuple[float, ...]], int],
         by: str = "script",
         parameter_log: ParameterLog | None = None,
     ) -> None:
@@ -127,6 +130,12 @@ class Host:
         self._limits = limits
         self._emit_log = emit_log
         self._emit_result = emit_result
+        self._emit_row = emit_row
+        self._row_names: tuple[bytes, tuple[str, ...]] = (b"", ())
+        """The last row's packed names and their split: a scan repeats them every row."""
+        self.held_for_writing: dict[str, None] = {}
+        """Instruments the run opened with a capability that changes them, in order: those
+        whose safe state applies if the run ends abnormally (docs/scripting.md)."""
         self._by = by
         """Who a parameter set is recorded as: ``script <name> run <id>``."""
         self._parameter_log = parameter_log
@@ -257,6 +266,8 @@ class Host:
         except Exception as e:
             raise GuestError(errno_for(e), str(e)) from None
         self._handles.append(_Handle(name, k, target))
+        if k in abi.MUTATING_KINDS:
+            self.held_for_writing[name] = None
         return len(self._handles) - 1
 
     def _movable_move_abs(self, caller: wasmtime.Caller, h: int, position: float) -> int:
@@ -604,3 +615,41 @@ class Host:
         data = text.encode()
         self.write(caller, buf, data[: cap & _U32], "argument buffer")
         return len(data)
+
+    def _result_row(
+        self, caller: wasmtime.Caller, names_ptr: int, names_len: int, values: int, count: int
+    ) -> int:
+        if names_len & _U32 > _MAX_ROW_NAMES:
+            raise GuestError(Errno.E_INVAL, f"row names are longer than {_MAX_ROW_NAMES} bytes")
+        packed = self.read(caller, names_ptr, names_len, "row names")
+        if packed != self._row_names[0]:
+            self._row_names = (packed, _split_names(packed))
+        columns = self._row_names[1]
+        if count & _U32 != len(columns):
+            raise GuestError(
+                Errno.E_INVAL,
+                f"result_row: {count} values for {len(columns)} names ({','.join(columns)})",
+            )
+        raw = self.read(caller, values, len(columns) * _F64.size, "row values")
+        if self._results + len(columns) > self._limits.max_results:
+            raise GuestError(Errno.E_LIMIT, f"more than {self._limits.max_results} results")
+        row = struct.unpack(f"<{len(columns)}d", raw)
+        try:
+            number = self._emit_row(columns, row)
+        except ValueError as e:  # results.ColumnsMismatch
+            raise GuestError(Errno.E_INVAL, f"result_row: {e}") from None
+        self._results += len(columns)
+        return number
+
+
+def _split_names(packed: bytes) -> tuple[str, ...]:
+    """``b"x,y,power"`` -> the column names; each non-empty, unique, valid UTF-8."""
+    try:
+        names = tuple(n.strip() for n in packed.decode("utf-8").split(","))
+    except UnicodeDecodeError:
+        raise GuestError(Errno.E_INVAL, "row names are not valid UTF-8") from None
+    if not all(names):
+        raise GuestError(Errno.E_INVAL, f'row names {packed.decode()!r}: write them as "x,y,power"')
+    if len(set(names)) != len(names):
+        raise GuestError(Errno.E_INVAL, f"row names {','.join(names)} repeat a name")
+    return names

@@ -5,33 +5,43 @@ compiled artifact), so bumping the epoch to stop it can never interrupt another 
 its stack limit can differ from its neighbours'. The guest executes in a worker thread
 under the engine's :class:`trio.CapacityLimiter`; see :mod:`labd.scripting.control` for how
 it is stopped and paused, and :mod:`labd.scripting.host` for what it can call.
+
+Every ending is made safe in two steps, both written to the run's log and the daemon's
+(docs/scripting.md, "How a run ends"): the guest's optional ``cleanup`` export runs with
+a budget of its own, whatever stopped ``run``; then, if the run ended abnormally, each
+instrument it held for writing is put in the safe state the lab config gives it.
 """
 
 from __future__ import annotations
 
 import enum
+import logging
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 import trio
 import wasmtime
 
+from labd import parameters
 from labd.contract.script_errors import ScriptFailed
+from labd.safe_state import SafeState
 from labd.scripting import wasi
 from labd.scripting.abi import Errno, LogLevel
 from labd.scripting.control import RunControl
 from labd.scripting.grants import Grants
 from labd.scripting.host import Host, Resolver
 from labd.scripting.limits import RunLimits
-from labd.scripting.results import Result, results_to_batch
+from labd.scripting.results import Result, Table, results_to_batch
 from labd.scripting.store import ScriptVersion, wasm_config
 
 if TYPE_CHECKING:
     from labd.parameters import ParameterLog
+
+log = logging.getLogger("labd.scripting")
 
 LOG_HISTORY = 10_000
 """Log lines a run keeps for late readers; older ones are forgotten (and counted)."""
@@ -79,6 +89,7 @@ class Run:
         limiter: trio.CapacityLimiter,
         on_results: ResultsSink | None = None,
         parameter_log: ParameterLog | None = None,
+        safe_states: Mapping[str, SafeState] | None = None,
     ) -> None:
         self.id = run_id
         self.script = script
@@ -93,10 +104,17 @@ class Run:
         self.memory_bytes: int | None = None
         """Size of the guest's linear memory when it finished."""
         self.results: list[Result] = []
+        self.table = Table()
+        """The rows the script emitted with ``result_row``."""
         self.started_at: float | None = None
         self.ended_at: float | None = None
         self._limiter = limiter
         self._on_results = on_results
+        self._resolver = resolver
+        self._safe_states = dict(safe_states or {})
+        self._parameter_log = parameter_log
+        self._exports: tuple[wasmtime.Store, wasmtime.Func] | None = None
+        """The store and ``cleanup`` export, once the guest is instantiated and has one."""
         self._engine = wasmtime.Engine(wasm_config(limits.stack_bytes))
         self._control = RunControl(self._engine)
         self._control.on_pause_change = self._pause_changed
@@ -113,6 +131,7 @@ class Run:
             limits=limits,
             emit_log=self._log_from_guest,
             emit_result=self._result_from_guest,
+            emit_row=self._row_from_guest,
             by=f"script {script.name} run {run_id}",
             parameter_log=parameter_log,
         )
@@ -187,6 +206,9 @@ class Run:
     def _result_from_guest(self, name: str, value: float) -> None:
         self.results.append(Result(name, value, time.time()))
 
+    def _row_from_guest(self, columns: tuple[str, ...], values: tuple[float, ...]) -> int:
+        return self.table.append(columns, values, time.time())
+
     def _pause_changed(self) -> None:
         if not self.state.finished:
             self.state = RunState.PAUSED if self._control.paused else RunState.RUNNING
@@ -206,6 +228,11 @@ class Run:
                         nursery.cancel_scope.cancel()
             if self._scope.cancelled_caught and self.error is None:
                 self.error = self._failure("cancelled")
+            if self.error is not None and self._host.held_for_writing:
+                # Shielded: a cancelled run, or a daemon shutting down, still makes safe
+                # what the script left (each safe state is bounded in time).
+                with trio.CancelScope(shield=True):
+                    await self._apply_safe_states()
         finally:
             self._finish()
 
@@ -224,8 +251,10 @@ class Run:
             self.state = RunState.FAILED
         if self.error is not None:
             self._append_log(LogLevel.ERROR, f"[labd] {self.error}")
-        if self.results and self._on_results is not None:
-            batch = results_to_batch(self.id, self.script.name, self.script.version, self.results)
+        if (self.results or self.table.rows) and self._on_results is not None:
+            batch = results_to_batch(
+                self.id, self.script.name, self.script.version, self.results, self.table
+            )
             self._on_results(self, batch)
         self._done.set()
         self._log_changed.set()
@@ -259,6 +288,9 @@ class Run:
             memory = exports["memory"]
             assert isinstance(memory, wasmtime.Memory)
             self._host.memory = memory
+            cleanup = exports.get("cleanup")
+            if isinstance(cleanup, wasmtime.Func):
+                self._exports = (store, cleanup)
             init = exports.get("_initialize")
             if isinstance(init, wasmtime.Func):
                 init(store)
@@ -281,6 +313,97 @@ class Run:
             self.fuel_used = limits.fuel - store.get_fuel()
             if self._host.memory is not None:
                 self.memory_bytes = self._host.memory.data_len(store)
+        if self._exports is not None:
+            self._cleanup(*self._exports, stdout, stderr)
+
+    def _cleanup(
+        self,
+        store: wasmtime.Store,
+        cleanup: wasmtime.Func,
+        stdout: wasi.LineSplitter,
+        stderr: wasi.LineSplitter,
+    ) -> None:
+        """Call the guest's ``cleanup`` with its own budget, after ``run`` ended in any way.
+
+        The store stays usable after a trap: fuel and the epoch deadline are set afresh. A
+        cleanup that fails is logged; it never changes how the run ended.
+        """
+        fuel, deadline_s = self.limits.cleanup_budget
+        timer = self._control.begin_cleanup(deadline_s)
+        store.set_fuel(fuel)
+        store.set_epoch_deadline(1)
+        started = time.perf_counter()
+        failure = ""
+        try:
+            status = cleanup(store)
+            if isinstance(status, int) and status != 0:
+                failure = f"returned {status}"
+        except wasmtime.ExitTrap as e:
+            failure = f"exited with status {e.code}" if e.code else ""
+        except wasmtime.Trap as trap:
+            failure = self._cleanup_trap(trap, fuel, deadline_s)
+        except wasmtime.WasmtimeError as e:
+            failure = _first_line(str(e))
+        finally:
+            timer.cancel()
+            stdout.flush()
+            stderr.flush()
+        took = f"{(time.perf_counter() - started) * 1000:.1f} ms, {fuel - store.get_fuel()} instructions"
+        ending = self.error.code if self.error is not None else "success"
+        if failure:
+            self._note(LogLevel.ERROR, f"cleanup after {ending} failed: {failure} ({took})")
+        else:
+            self._note(LogLevel.INFO, f"cleanup after {ending} ran ({took})")
+
+    def _cleanup_trap(self, trap: wasmtime.Trap, fuel: int, deadline_s: float) -> str:
+        code = trap.trap_code
+        if code == wasmtime.TrapCode.OUT_OF_FUEL:
+            return f"out of fuel: its budget is {fuel:.3g} instructions"
+        if code == wasmtime.TrapCode.INTERRUPT:
+            return f"ran past its {deadline_s:g} s deadline"
+        kind = code.name.lower().replace("_", " ") if code is not None else "trap"
+        return f"trap: {kind}: {_first_line(trap.message)}"
+
+    def _note(self, level: LogLevel, text: str) -> None:
+        """A line of labd's own about this run: in its log (guest or Trio thread) and the daemon's."""
+        log.log(
+            logging.ERROR if level is LogLevel.ERROR else logging.INFO,
+            "%s run %d: %s",
+            self.script.label,
+            self.id,
+            text,
+        )
+        try:
+            trio.lowlevel.current_trio_token()
+        except RuntimeError:  # the guest thread
+            self._control.call_sync(self._append_log, level, f"[labd] {text}")
+        else:
+            self._append_log(level, f"[labd] {text}")
+
+    async def _apply_safe_states(self) -> None:
+        """Put each instrument the run held for writing in its configured safe state."""
+        by = f"safe state after script {self.script.name} run {self.id}"
+
+        async def set_parameter(handle: Any, name: str, value: object) -> None:
+            await parameters.set_value(handle, name, value, by=by, log_to=self._parameter_log)
+
+        for name in self._host.held_for_writing:
+            safe = self._safe_states.get(name)
+            if safe is None:
+                continue
+            try:
+                with trio.fail_after(self.limits.safe_state_timeout_s):
+                    await safe.apply(self._resolver, set_parameter)
+            except trio.TooSlowError:
+                self._note(
+                    LogLevel.ERROR,
+                    f"safe state of {name} ({safe.describe()}) not applied: it took longer"
+                    f" than {self.limits.safe_state_timeout_s:g} s",
+                )
+            except Exception as e:
+                self._note(LogLevel.ERROR, f"safe state of {name} ({safe.describe()}) failed: {e}")
+            else:
+                self._note(LogLevel.WARN, f"safe state of {name} applied: {safe.describe()}")
 
     # --- how it ended -------------------------------------------------------------------
 

@@ -265,4 +265,13 @@ def _check_abi(name: str, module: wasmtime.Module) -> tuple[bool, tuple[str, ...
         raise ScriptInvalid(
             f"script {name!r} exports _initialize with a signature other than () -> ()"
         )
+    cleanup = exports.get("cleanup")
+    if cleanup is not None and (
+        not isinstance(cleanup, wasmtime.FuncType)
+        or _signature(cleanup) not in (("", ""), ("", "i32"))
+    ):
+        raise ScriptInvalid(
+            f"script {name!r} exports cleanup, but not as a function () -> () or () -> i32"
+            " (see wasm_scripts/ABI.md, 'How a run ends')"
+        )
     return uses_wasi, tuple(imports)
