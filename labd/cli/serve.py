@@ -17,7 +17,7 @@ from labd.cli import arguments
 from labd.cli.connection import REFUSED, USAGE
 from labd.contract.address import TlsConfig, default_socket_path
 from labd.rpc.limits import DEFAULT_LIMITS
-from labd.values import Number
+from labd.values import BadValue, Number, creatable_directory
 
 if TYPE_CHECKING:
     from labd.config import LabConfig
@@ -39,6 +39,15 @@ class StartupFailed(Exception):
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser("serve", help="run the daemon (default: the simulated lab)")
     p.add_argument("--config", "-c", help="lab config TOML (default: the built-in simulated lab)")
+    persist = p.add_mutually_exclusive_group()
+    persist.add_argument(
+        "--data-dir",
+        metavar="PATH",
+        help="persist streams here (default: [daemon] data_dir, else $XDG_DATA_HOME/labd)",
+    )
+    persist.add_argument(
+        "--no-persist", action="store_true", help="write nothing to disk (the rings only)"
+    )
     add_rpc_arguments(p)
     p.add_argument(
         "--max-connections",
@@ -74,6 +83,11 @@ def serve(args: argparse.Namespace) -> int:
         for line in str(e).splitlines():
             print(f"labd: {line}", file=sys.stderr)
         return USAGE
+    try:
+        config = persistence_options(config, args)
+    except BadValue as e:
+        print(f"labd serve: {e}", file=sys.stderr)
+        return USAGE
     for option in ("tls_cert", "tls_key"):
         path = getattr(args, option)
         if path is not None and not os.access(path, os.R_OK):
@@ -95,6 +109,30 @@ def serve(args: argparse.Namespace) -> int:
             print(f"labd serve: {line}", file=sys.stderr)
         return REFUSED
     return 0
+
+
+def persistence_options(config: LabConfig, args: argparse.Namespace) -> LabConfig:
+    """``config`` with ``--data-dir`` / ``--no-persist`` applied (they win over the file);
+    raises BadValue (one line, what to do) when its data directory cannot be written."""
+    from labd.config import default_data_dir
+
+    if args.no_persist:
+        return dataclasses.replace(config, data_dir=None)
+    if args.data_dir is not None:
+        path = Path(args.data_dir).expanduser().absolute()
+        try:
+            return dataclasses.replace(config, data_dir=creatable_directory(path))
+        except BadValue as e:
+            raise BadValue(f"--data-dir {args.data_dir}: {e}") from None
+    if config.data_dir is not None and config.data_dir == default_data_dir():
+        try:
+            creatable_directory(config.data_dir)
+        except BadValue as e:
+            raise BadValue(
+                f"cannot persist to the default data directory: {e}; give --data-dir PATH"
+                " (or [daemon] data_dir), or --no-persist (or persist = false)"
+            ) from None
+    return config
 
 
 def limit_options(args: argparse.Namespace, *, tls: bool) -> dict[str, Any]:

@@ -20,13 +20,34 @@ MIN_SLOTS = 4  # a reader holding the newest batch survives a few more appends
 SLOT_MARGIN = 2048  # IPC message headers, padding, dictionary message, end-of-stream
 DEFAULT_MEMORY_SHARE = 0.25  # of MemAvailable, for all rings of a daemon together
 
+# The daemon's default budget for its rings (no ``ring_memory_mb``): rings are pre-faulted
+# shared memory, so the budget is RAM really taken. An eighth of the machine's leaves the
+# rest to analysis, the GUI and a second daemon; the cap keeps a big server from pinning
+# tens of GiB for history the persisted files hold anyway (docs/live-data.md, "How much
+# history").
+DAEMON_MEMORY_SHARE = 1 / 8  # of MemTotal
+DAEMON_MEMORY_CAP = 4 << 30
+DAEMON_AVAILABLE_SHARE = 0.5  # never more than this share of MemAvailable at start
+
+
+def _meminfo(key: str, meminfo: Path) -> int:
+    for line in meminfo.read_text().splitlines():
+        if line.startswith(f"{key}:"):
+            return int(line.split()[1]) * 1024
+    raise RuntimeError(f"{meminfo} has no {key} line; pass max_bytes explicitly")
+
 
 def mem_available(meminfo: Path = Path("/proc/meminfo")) -> int:
     """Bytes the kernel estimates can be allocated without swapping (MemAvailable)."""
-    for line in meminfo.read_text().splitlines():
-        if line.startswith("MemAvailable:"):
-            return int(line.split()[1]) * 1024
-    raise RuntimeError(f"{meminfo} has no MemAvailable line; pass max_bytes explicitly")
+    return _meminfo("MemAvailable", meminfo)
+
+
+def default_ring_memory(meminfo: Path = Path("/proc/meminfo")) -> int:
+    """The rings' budget of a daemon whose config does not set ``ring_memory_mb``: an
+    eighth of physical memory, at most 4 GiB and half of what is available now."""
+    total = _meminfo("MemTotal", meminfo)
+    budget = min(total * DAEMON_MEMORY_SHARE, DAEMON_MEMORY_CAP)
+    return int(min(budget, mem_available(meminfo) * DAEMON_AVAILABLE_SHARE))
 
 
 def shm_free(directory: Path) -> int:

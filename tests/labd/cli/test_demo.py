@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -16,7 +17,11 @@ def test_demo_scans_over_rpc_and_finds_the_peak() -> None:
         capture_output=True,
         text=True,
         timeout=170,
-        env={"COLUMNS": "120", "PATH": "/usr/bin:/bin"},
+        env={
+            "COLUMNS": "120",
+            "PATH": "/usr/bin:/bin",
+            "XDG_DATA_HOME": os.environ["XDG_DATA_HOME"],
+        },
     )
     assert result.returncode == 0, result.stdout + result.stderr
     out = result.stdout
