@@ -7,12 +7,20 @@ import pytest
 import trio
 
 from labd.scripting import Grants
-from tests.labd.scripting.simlab import PEAK_MM, SCAN_GRANTS, SWEEP_GRANTS, script_engine, sim_lab
+from tests.labd.scripting.simlab import (
+    PEAK_MM,
+    RASTER_GRANTS,
+    SCAN_GRANTS,
+    SWEEP_GRANTS,
+    script_engine,
+    sim_lab,
+)
 from wasm_scripts import build
 
 SCANS = [p for p in build.examples() if p.stem == "scan"]
 SWEEPS = [p for p in build.examples() if p.stem == "sweep"]
 WAVELENGTHS = [p for p in build.examples() if p.stem == "wavelength"]
+RASTERS = [p for p in build.examples() if p.stem == "raster"]
 
 
 def test_there_is_a_scan_in_each_language() -> None:
@@ -28,11 +36,20 @@ def test_scan_finds_the_peak(source: Path) -> None:
     async def main() -> None:
         async with sim_lab() as lab, script_engine(lab) as engine:
             await engine.store.upload("scan", binary)
-            results = await engine.start("scan", grants=SCAN_GRANTS).wait()
+            run = engine.start("scan", grants=SCAN_GRANTS)
+            results = await run.wait()
             # 21 points from 2 to 4 mm: the grid point at the beam centre wins in every language.
             assert results["peak_position"] == pytest.approx(PEAK_MM, abs=0.01)
             assert results["peak_power"] > 9e-4
             assert results["spot_x_at_peak"] == pytest.approx(32, abs=1.5)
+            # ...and the scan itself is a table, one row per point
+            table = run.table.to_arrow()
+            assert table.column_names == ["position", "power", "spot_x"]
+            assert table.num_rows == 21
+            positions = table.column("position").to_pylist()
+            assert positions == pytest.approx([2 + 0.1 * i for i in range(21)], abs=0.01)
+            peak = table.column("power").to_pylist().index(results["peak_power"])
+            assert positions[peak] == results["peak_position"]
 
     trio.run(main)
 
@@ -50,10 +67,14 @@ def test_sweep_warms_the_sample(source: Path) -> None:
                 args={"volts_max": "10", "steps": "4", "settle_ms": "60"},
             )
             results = await run.wait()
-            temperatures = [r.value for r in run.results if r.name == "temperature"]
-            assert len(temperatures) == 4
+            table = run.table.to_arrow()
+            assert table.column_names == ["voltage", "temperature"]
+            assert table.column("voltage").to_pylist() == pytest.approx([0, 10 / 3, 20 / 3, 10])
             assert results["temperature_rise"] > 0.5  # 10 W into 2 K/W, mostly settled
+            # the script's cleanup switched the supply off
             assert (await lab["psu"].voltage_setpoint()) == 0
+            assert not await lab["psu"].is_on()
+            assert any(line.text.endswith("supply off") for line in run.log)
 
     trio.run(main)
 
@@ -79,6 +100,26 @@ def test_wavelength_tunes_the_meter_and_puts_it_back(source: Path) -> None:
             assert results["restored"] == before
             assert await lab["meter"].get_parameter("wavelength") == pytest.approx(before)
             assert any(line.text.endswith("1550 nm") for line in run.log)
+
+    trio.run(main)
+
+
+@pytest.mark.parametrize("source", RASTERS, ids=lambda p: p.parent.name)
+def test_raster_is_a_table_with_both_axes(source: Path) -> None:
+    binary = build.build(source).read_bytes()
+
+    async def main() -> None:
+        async with sim_lab() as lab, script_engine(lab) as engine:
+            await engine.store.upload("raster", binary)
+            args = {"volts_max": "4", "volt_steps": "3", "steps": "5", "settle_ms": "1"}
+            run = engine.start("raster", grants=RASTER_GRANTS, args=args)
+            await run.wait()
+            table = run.table.to_arrow()
+            assert table.column_names == ["voltage", "position", "power"]
+            assert table.num_rows == 3 * 5
+            grid = {(v, round(x, 3)) for v, x in zip(*table.select([0, 1]).to_pydict().values())}
+            assert grid == {(v, x) for v in (0, 2, 4) for x in (2, 2.5, 3, 3.5, 4)}
+            assert not await lab["psu"].is_on()  # its cleanup
 
     trio.run(main)
 

@@ -77,3 +77,5 @@ def test_abi_v1_numbers_never_change() -> None:
     assert IMPORTS["param_set_f64"] == ("iiiF", "i")
     assert IMPORTS["param_get_text"] == ("iiiii", "i")
     assert IMPORTS["param_set_text"] == ("iiiii", "i")
+    assert list(IMPORTS)[-1:] == ["result_row"]  # appended after the parameters
+    assert IMPORTS["result_row"] == ("iiii", "i")

@@ -22,6 +22,7 @@ PEAK_MM = 3.0
 
 SCAN_GRANTS = Grants.parse(["stage:Movable", "meter:Readable", "camera:FrameProducer"])
 SWEEP_GRANTS = Grants.parse(["psu:VoltageSource,Switchable", "thermo:TemperatureSensor"])
+RASTER_GRANTS = Grants.parse(["psu:VoltageSource,Switchable", "stage:Movable", "meter:Readable"])
 
 
 @asynccontextmanager

@@ -136,6 +136,7 @@ BAD_POINTER_CALLS = {
     "param_set_f64": f"$meter {WILD} 4 (f64.const 1)",
     "param_get_text": f"$meter 0 4 {EDGE} 100",
     "param_set_text": f"$meter 0 4 {EDGE} 100",
+    "result_row": f"{EDGE} 100 0 1",
 }
 POINTERLESS = {
     "abi_version", "time_us", "sleep_ms", "checkpoint", "movable_move_abs", "movable_move_rel",

@@ -1,5 +1,5 @@
 // Stage scan in AssemblyScript: move across the beam, read the meter and snap the camera
-// at each point, report where the power peaked. Arguments: start, stop (mm), steps.
+// at each point (a table row: position, power, spot_x), report where the power peaked. Arguments: start, stop (mm), steps.
 // Grants: stage:Movable meter:Readable camera:FrameProducer
 import * as labd from "labd";
 import { FrameProducer, FrameStats, Movable, Readable, Reading } from "labd";
@@ -19,6 +19,7 @@ export function run(): i32 {
   const position = new Reading();
   const power = new Reading();
   const stats = new FrameStats();
+  const row = new StaticArray<f64>(3);
   let best = -Infinity, bestX = 0.0, bestSpot = 0.0;
   for (let i = 0; i < steps; i++) {
     let rc = stage.moveAbs(start + ((stop - start) * i) / (steps - 1));
@@ -31,6 +32,11 @@ export function run(): i32 {
     if (frame < 0) return frame;
     rc = labd.frameStats(frame, stats);
     labd.frameRelease(frame);
+    if (rc < 0) return rc;
+    row[0] = position.value;
+    row[1] = power.value;
+    row[2] = stats.centroid_x;
+    rc = labd.row("position,power,spot_x", row);
     if (rc < 0) return rc;
     if (power.value > best) {
       best = power.value;

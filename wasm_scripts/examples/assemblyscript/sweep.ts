@@ -1,5 +1,6 @@
 // Temperature sweep in AssemblyScript: step the supply voltage, let the sample settle,
-// read the thermometer. Arguments: volts_max, steps, settle_ms.
+// read the thermometer (a table row: voltage, temperature). Arguments: volts_max, steps,
+// settle_ms. However the run ends, its cleanup switches the supply off.
 // Grants: psu:VoltageSource,Switchable thermo:TemperatureSensor
 import * as labd from "labd";
 import { Reading, Switchable, TemperatureSensor, VoltageSource } from "labd";
@@ -23,10 +24,7 @@ export function run(): i32 {
   rc = output.setOn(true);
   if (rc < 0) return rc;
   rc = stepVoltage(psu, thermo, voltsMax, steps, settleMs, reading);
-  // However the sweep ended, leave the sample unpowered.
-  const off = min(psu.setVoltage(0), output.setOn(false));
   if (rc < 0) return rc;
-  if (off < 0) return off;
   rc = labd.result("temperature_rise", reading.value - first);
   return rc < 0 ? rc : 0;
 }
@@ -35,17 +33,28 @@ function stepVoltage(
   psu: VoltageSource, thermo: TemperatureSensor, voltsMax: f64, steps: i32, settleMs: i32,
   reading: Reading,
 ): i32 {
+  const row = new StaticArray<f64>(2);
   for (let i = 0; i < steps; i++) {
-    let rc = psu.setVoltage((voltsMax * i) / (steps - 1));
+    const volts = (voltsMax * i) / (steps - 1);
+    let rc = psu.setVoltage(volts);
     if (rc < 0) return rc;
     rc = labd.sleepMs(settleMs);
     if (rc < 0) return rc;
     rc = thermo.temperature(reading);
     if (rc < 0) return rc;
-    rc = labd.result("temperature", reading.value);
+    row[0] = volts;
+    row[1] = reading.value;
+    rc = labd.row("voltage,temperature", row);
     if (rc < 0) return rc;
     rc = labd.checkpoint();
     if (rc < 0) return rc;
   }
   return 0;
+}
+
+/** Called after run() however it ended (an error, a trap, the deadline, a cancel). */
+export function cleanup(): void {
+  VoltageSource.open("psu").setVoltage(0);
+  Switchable.open("psu").setOn(false);
+  labd.info("supply off");
 }

@@ -1,5 +1,5 @@
 /* Stage scan in C: move across the beam, read the meter and snap the camera at each
- * point, report where the power peaked. Arguments: start, stop (mm), steps.
+ * point (a table row: position, power, spot_x), report where the power peaked. Arguments: start, stop (mm), steps.
  * Grants: stage:Movable meter:Readable camera:FrameProducer */
 #include "labd.h"
 
@@ -27,6 +27,7 @@ int32_t run(void) {
         LABD_TRY(frame);
         LABD_TRY(labd_frame_stats(frame, &stats, sizeof stats));
         labd_frame_release(frame);
+        LABD_TRY(LABD_ROW("position,power,spot_x", position.value, power.value, stats.centroid_x));
         if (power.value > best) {
             best = power.value;
             best_x = position.value;

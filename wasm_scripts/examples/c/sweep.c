@@ -1,5 +1,6 @@
 /* Temperature sweep in C: step the supply voltage, let the sample settle, read the
- * thermometer. Arguments: volts_max, steps, settle_ms.
+ * thermometer (a table row: voltage, temperature). Arguments: volts_max, steps, settle_ms.
+ * However the run ends, its cleanup switches the supply off.
  * Grants: psu:VoltageSource,Switchable thermo:TemperatureSensor */
 #include "labd.h"
 
@@ -21,14 +22,20 @@ int32_t run(void) {
     double first = t.value;
     LABD_TRY(labd_switch_set(output, 1));
     for (int32_t i = 0; i < steps; i++) {
-        LABD_TRY(labd_supply_set_voltage(psu, volts_max * i / (steps - 1)));
+        double volts = volts_max * i / (steps - 1);
+        LABD_TRY(labd_supply_set_voltage(psu, volts));
         LABD_TRY(labd_sleep_ms(settle_ms));
         LABD_TRY(labd_temperature_read(thermo, &t, sizeof t));
-        labd_result("temperature", t.value);
+        LABD_TRY(LABD_ROW("voltage,temperature", volts, t.value));
         LABD_TRY(labd_checkpoint());
     }
-    LABD_TRY(labd_supply_set_voltage(psu, 0));
-    LABD_TRY(labd_switch_set(output, 0));
     labd_result("temperature_rise", t.value - first);
     return 0;
+}
+
+/* Called after run() however it ended (an error, a trap, the deadline, a cancel). */
+LABD_EXPORT(cleanup) void cleanup(void) {
+    labd_supply_set_voltage(labd_open("psu", LABD_VOLTAGE_SOURCE), 0);
+    labd_switch_set(labd_open("psu", LABD_SWITCHABLE), 0);
+    labd_info("supply off");
 }

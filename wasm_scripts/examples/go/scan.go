@@ -1,5 +1,5 @@
 // Stage scan in Go: move across the beam, read the meter and snap the camera at each
-// point, report where the power peaked. Arguments: start, stop (mm), steps.
+// point (a table row: position, power, spot_x), report where the power peaked. Arguments: start, stop (mm), steps.
 // Grants: stage:Movable meter:Readable camera:FrameProducer
 package main
 
@@ -44,6 +44,9 @@ func scan() error {
 		}
 		spot, err := centroidX(camera)
 		if err != nil {
+			return err
+		}
+		if err := labd.Row("position,power,spot_x", position.Value, power.Value, spot); err != nil {
 			return err
 		}
 		if power.Value > best {

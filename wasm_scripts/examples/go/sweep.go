@@ -1,5 +1,6 @@
 // Temperature sweep in Go: step the supply voltage, let the sample settle, read the
-// thermometer. Arguments: volts_max, steps, settle_ms.
+// thermometer (a table row: voltage, temperature). Arguments: volts_max, steps, settle_ms.
+// However the run ends, its cleanup switches the supply off.
 // Grants: psu:VoltageSource,Switchable thermo:TemperatureSensor
 package main
 
@@ -10,7 +11,7 @@ import (
 	"labd"
 )
 
-func sweep() (err error) {
+func sweep() error {
 	psu, err := labd.OpenVoltageSource("psu")
 	if err != nil {
 		return err
@@ -36,15 +37,6 @@ func sweep() (err error) {
 	if err := output.SetOn(true); err != nil {
 		return err
 	}
-	// However the sweep ends, leave the sample unpowered.
-	defer func() {
-		if offErr := psu.SetVoltage(0); err == nil {
-			err = offErr
-		}
-		if offErr := output.SetOn(false); err == nil {
-			err = offErr
-		}
-	}()
 	last := first
 	for i := range steps {
 		volts := voltsMax * float64(i) / float64(steps-1)
@@ -56,7 +48,7 @@ func sweep() (err error) {
 			return err
 		}
 		fmt.Printf("%4.1f V: %.2f K\n", volts, last.Value)
-		if err := labd.Result("temperature", last.Value); err != nil {
+		if err := labd.Row("voltage,temperature", volts, last.Value); err != nil {
 			return err
 		}
 		if err := labd.Checkpoint(); err != nil {
@@ -68,5 +60,19 @@ func sweep() (err error) {
 
 //go:wasmexport run
 func run() int32 { return labd.Status(sweep()) }
+
+// cleanup is called after run however it ended (an error, a trap, the deadline, a
+// cancel): a deferred call would not run when the deadline stops the script.
+//
+//go:wasmexport cleanup
+func cleanup() {
+	if psu, err := labd.OpenVoltageSource("psu"); err == nil {
+		psu.SetVoltage(0)
+	}
+	if output, err := labd.OpenSwitchable("psu"); err == nil {
+		output.SetOn(false)
+	}
+	fmt.Println("supply off")
+}
 
 func main() {} // a reactor: labd calls run, never main

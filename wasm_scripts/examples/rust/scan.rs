@@ -1,5 +1,5 @@
 //! Stage scan in Rust: move across the beam, read the meter and snap the camera at each
-//! point, report where the power peaked. Arguments: start, stop (mm), steps.
+//! point (a table row: position, power, spot_x), report where the power peaked. Arguments: start, stop (mm), steps.
 //! Grants: stage:Movable meter:Readable camera:FrameProducer
 #![no_std]
 
@@ -21,6 +21,7 @@ fn scan() -> Result<()> {
         let position = stage.wait_settled(0.0)?;
         let power = meter.read()?;
         let stats = camera.snap()?.stats()?;
+        labd::row("position,power,spot_x", &[position.value, power.value, stats.centroid_x])?;
         if power.value > best {
             best = power.value;
             best_x = position.value;

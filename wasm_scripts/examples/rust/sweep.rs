@@ -1,5 +1,6 @@
 //! Temperature sweep in Rust: step the supply voltage, let the sample settle, read the
-//! thermometer. Arguments: volts_max, steps, settle_ms.
+//! thermometer (a table row: voltage, temperature). Arguments: volts_max, steps, settle_ms.
+//! However the run ends, its cleanup switches the supply off.
 //! Grants: psu:VoltageSource,Switchable thermo:TemperatureSensor
 #![no_std]
 
@@ -19,18 +20,29 @@ fn sweep() -> Result<()> {
     let mut last = first;
     output.set_on(true)?;
     for i in 0..steps {
-        psu.set_voltage(volts_max * i as f64 / (steps - 1) as f64)?;
+        let volts = volts_max * i as f64 / (steps - 1) as f64;
+        psu.set_voltage(volts)?;
         labd::sleep_ms(settle_ms)?;
         last = thermo.temperature()?.value;
-        labd::result("temperature", last)?;
+        labd::row("voltage,temperature", &[volts, last])?;
         labd::checkpoint()?;
     }
-    psu.set_voltage(0.0)?;
-    output.set_on(false)?;
     labd::result("temperature_rise", last - first)
 }
 
 #[no_mangle]
 pub extern "C" fn run() -> i32 {
     labd::status(sweep())
+}
+
+/// Called after `run` however it ended (an error, a trap, the deadline, a cancel).
+#[no_mangle]
+pub extern "C" fn cleanup() {
+    if let Ok(psu) = VoltageSource::open("psu") {
+        let _ = psu.set_voltage(0.0);
+    }
+    if let Ok(output) = Switchable::open("psu") {
+        let _ = output.set_on(false);
+    }
+    labd::info("supply off");
 }

@@ -1,5 +1,6 @@
 ;; Stage scan in raw WebAssembly text: move the stage across the beam, read the power
-;; meter and snap the camera at each point, report where the power peaked.
+;; meter and snap the camera at each point (a table row: position, power, spot_x),
+;; report where the power peaked.
 ;; Arguments (all optional): start, stop (mm), steps.
 ;; Grants needed: stage:Movable meter:Readable camera:FrameProducer
 (module
@@ -13,6 +14,7 @@
   (import "labd_v1" "result_f64" (func $result (param i32 i32 f64) (result i32)))
   (import "labd_v1" "arg_f64" (func $arg_f64 (param i32 i32 i32) (result i32)))
   (import "labd_v1" "checkpoint" (func $checkpoint (result i32)))
+  (import "labd_v1" "result_row" (func $row (param i32 i32 i32 i32) (result i32)))
   (memory (export "memory") 1)
 
   (data (i32.const 0) "stage")           ;; 5 bytes
@@ -24,7 +26,9 @@
   (data (i32.const 72) "start")          ;; 5
   (data (i32.const 80) "stop")           ;; 4
   (data (i32.const 88) "steps")          ;; 5
-  ;; 128: labd_reading_v1 (16 bytes), 160: labd_frame_stats_v1 (64), 256: an f64 argument
+  (data (i32.const 96) "position,power,spot_x")  ;; 21
+  ;; 128: labd_reading_v1 (16 bytes), 160: labd_frame_stats_v1 (64), 256: an f64 argument,
+  ;; 272: a row of 3 f64
 
   (global $MOVABLE i32 (i32.const 1))
   (global $READABLE i32 (i32.const 3))
@@ -71,6 +75,11 @@
       (local.set $rc (call $stats (local.get $frame) (i32.const 160) (i32.const 64)))
       (if (i32.lt_s (local.get $rc) (i32.const 0)) (then (return (local.get $rc))))
       (drop (call $release (local.get $frame)))
+      (f64.store (i32.const 272) (local.get $x))
+      (f64.store (i32.const 280) (local.get $power))
+      (f64.store (i32.const 288) (f64.load (i32.const 208)))
+      (local.set $rc (call $row (i32.const 96) (i32.const 21) (i32.const 272) (i32.const 3)))
+      (if (i32.lt_s (local.get $rc) (i32.const 0)) (then (return (local.get $rc))))
       (if (f64.gt (local.get $power) (local.get $best))
         (then
           (local.set $best (local.get $power))

@@ -1,5 +1,5 @@
 //! Stage scan in Zig: move across the beam, read the meter and snap the camera at each
-//! point, report where the power peaked. Arguments: start, stop (mm), steps.
+//! point (a table row: position, power, spot_x), report where the power peaked. Arguments: start, stop (mm), steps.
 //! Grants: stage:Movable meter:Readable camera:FrameProducer
 const labd = @import("labd");
 
@@ -23,6 +23,7 @@ fn scan() labd.Error!void {
         const frame = try camera.snap();
         defer frame.release();
         const stats = try frame.stats();
+        _ = try labd.row("position,power,spot_x", &.{ position.value, power.value, stats.centroid_x });
         if (power.value > best) {
             best = power.value;
             best_x = position.value;

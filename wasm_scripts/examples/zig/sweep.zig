@@ -1,5 +1,6 @@
 //! Temperature sweep in Zig: step the supply voltage, let the sample settle, read the
-//! thermometer. Arguments: volts_max, steps, settle_ms.
+//! thermometer (a table row: voltage, temperature). Arguments: volts_max, steps, settle_ms.
+//! However the run ends, its cleanup switches the supply off.
 //! Grants: psu:VoltageSource,Switchable thermo:TemperatureSensor
 const labd = @import("labd");
 
@@ -17,17 +18,23 @@ fn sweep() labd.Error!void {
     var i: i32 = 0;
     while (i < steps) : (i += 1) {
         const fraction = @as(f64, @floatFromInt(i)) / @as(f64, @floatFromInt(steps - 1));
-        try psu.setVoltage(volts_max * fraction);
+        const volts = volts_max * fraction;
+        try psu.setVoltage(volts);
         try labd.sleepMs(settle_ms);
         last = (try thermo.temperature()).value;
-        try labd.result("temperature", last);
+        _ = try labd.row("voltage,temperature", &.{ volts, last });
         try labd.checkpoint();
     }
-    try psu.setVoltage(0);
-    try output.setOn(false);
     try labd.result("temperature_rise", last - first);
 }
 
 export fn run() i32 {
     return labd.status(sweep());
+}
+
+/// Called after run() however it ended (an error, a trap, the deadline, a cancel).
+export fn cleanup() void {
+    if (labd.VoltageSource.open_("psu")) |psu| psu.setVoltage(0) catch {} else |_| {}
+    if (labd.Switchable.open_("psu")) |output| output.setOn(false) catch {} else |_| {}
+    labd.log(1, "supply off");
 }

@@ -58,6 +58,8 @@ typedef struct {
 } labd_supply_readback_v1;
 
 #define LABD_IMPORT(name) __attribute__((import_module("labd_v1"), import_name(#name)))
+/* Export a function under its name, e.g. `LABD_EXPORT(cleanup) void cleanup(void)`. */
+#define LABD_EXPORT(name) __attribute__((export_name(#name)))
 
 /* general */
 LABD_IMPORT(abi_version) int32_t labd_abi_version(void);
@@ -104,12 +106,18 @@ LABD_IMPORT(param_get_f64) int32_t labd_param_get_f64(int32_t h, const char *nam
 LABD_IMPORT(param_set_f64) int32_t labd_param_set_f64(int32_t h, const char *name, int32_t len, double value);
 LABD_IMPORT(param_get_text) int32_t labd_param_get_text(int32_t h, const char *name, int32_t len, char *buf, int32_t cap);
 LABD_IMPORT(param_set_text) int32_t labd_param_set_text(int32_t h, const char *name, int32_t len, const char *value, int32_t value_len);
+/* Tables: one row of named values, names comma-separated ("x,power"), one double each;
+ * the first row fixes the columns. Returns the row's number. */
+LABD_IMPORT(result_row) int32_t labd_result_row(const char *names, int32_t len, const double *values, int32_t count);
 
 /* Conveniences for string literals. */
 #define LABD_STR(s) (s), (int32_t)(sizeof(s) - 1)
 #define labd_open(name, kind) labd_cap_get(LABD_STR(name), (kind))
 #define labd_result(name, value) labd_result_f64(LABD_STR(name), (value))
 #define labd_info(text) labd_log(LABD_INFO, LABD_STR(text))
+/* A row from literal names and values: `LABD_ROW("x,power", x, p)`. */
+#define LABD_ROW(names, ...) labd_result_row(LABD_STR(names), (const double[]){__VA_ARGS__}, \
+    (int32_t)(sizeof((const double[]){__VA_ARGS__}) / sizeof(double)))
 /* Return from run() with the code of a failed call: `LABD_TRY(labd_movable_move_abs(h, x));` */
 #define LABD_TRY(call) do { int32_t labd_rc_ = (call); if (labd_rc_ < 0) return labd_rc_; } while (0)
 

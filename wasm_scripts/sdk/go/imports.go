@@ -104,3 +104,6 @@ func param_get_text(h int32, name string, buf *byte, size int32) int32
 
 //go:wasmimport labd_v1 param_set_text
 func param_set_text(h int32, name string, value string) int32
+
+//go:wasmimport labd_v1 result_row
+func result_row(names string, values *float64, count int32) int32

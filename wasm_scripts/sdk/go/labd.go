@@ -184,6 +184,16 @@ func Log(level int32, text string) { log(level, text) }
 // Result reports a named result, published with the run's results.
 func Result(name string, value float64) error { return checked(result_f64(name, value)) }
 
+// Row emits one row of a table: names comma-separated ("x,power"), one value each; the
+// first row fixes the columns.
+func Row(names string, values ...float64) error {
+	var first *float64
+	if len(values) > 0 {
+		first = &values[0]
+	}
+	return checked(result_row(names, first, int32(len(values))))
+}
+
 // ArgF64 is the numeric --arg name=value; false when not given or not a number.
 func ArgF64(name string) (float64, bool) {
 	var v float64

@@ -109,6 +109,7 @@ pub mod raw {
         pub fn param_set_f64(h: i32, name: *const u8, len: i32, value: f64) -> i32;
         pub fn param_get_text(h: i32, name: *const u8, len: i32, buf: *mut u8, cap: i32) -> i32;
         pub fn param_set_text(h: i32, name: *const u8, len: i32, value: *const u8, value_len: i32) -> i32;
+        pub fn result_row(names: *const u8, len: i32, values: *const f64, count: i32) -> i32;
     }
 }
 
@@ -139,6 +140,11 @@ pub fn info(text: &str) {
 /// Report a named result (published with the run's results).
 pub fn result(name: &str, value: f64) -> Result<()> {
     check(unsafe { raw::result_f64(name.as_ptr(), name.len() as i32, value) }).map(|_| ())
+}
+/// Emit one row of a table: `names` comma-separated (`"x,power"`), one value each; the
+/// first row fixes the columns. Returns the row's number.
+pub fn row(names: &str, values: &[f64]) -> Result<i32> {
+    check(unsafe { raw::result_row(names.as_ptr(), names.len() as i32, values.as_ptr(), values.len() as i32) })
 }
 /// A numeric `--arg name=value`, or None when it was not given or is not a number.
 pub fn arg_f64(name: &str) -> Option<f64> {

@@ -59,6 +59,7 @@ pub const raw = struct {
     pub extern "labd_v1" fn param_set_f64(h: i32, name: [*]const u8, len: i32, value: f64) i32;
     pub extern "labd_v1" fn param_get_text(h: i32, name: [*]const u8, len: i32, buf: [*]u8, cap: i32) i32;
     pub extern "labd_v1" fn param_set_text(h: i32, name: [*]const u8, len: i32, value: [*]const u8, value_len: i32) i32;
+    pub extern "labd_v1" fn result_row(names: [*]const u8, len: i32, values: [*]const f64, count: i32) i32;
 };
 
 fn check(rc: i32) Error!i32 {
@@ -105,6 +106,11 @@ pub fn log(level: i32, text: []const u8) void {
 }
 pub fn result(name: []const u8, value: f64) Error!void {
     _ = try check(raw.result_f64(name.ptr, @intCast(name.len), value));
+}
+/// Emit one row of a table: `names` comma-separated ("x,power"), one value each; the
+/// first row fixes the columns. Returns the row's number.
+pub fn row(names: []const u8, values: []const f64) Error!i32 {
+    return check(raw.result_row(names.ptr, @intCast(names.len), values.ptr, @intCast(values.len)));
 }
 /// A numeric `--arg name=value`, or null when not given or not a number.
 pub fn argF64(name: []const u8) ?f64 {

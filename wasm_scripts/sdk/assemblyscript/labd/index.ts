@@ -108,6 +108,7 @@ export namespace raw {
   @external("labd_v1", "param_set_f64") export declare function param_set_f64(h: i32, name: usize, len: i32, value: f64): i32;
   @external("labd_v1", "param_get_text") export declare function param_get_text(h: i32, name: usize, len: i32, buf: usize, cap: i32): i32;
   @external("labd_v1", "param_set_text") export declare function param_set_text(h: i32, name: usize, len: i32, value: usize, value_len: i32): i32;
+  @external("labd_v1", "result_row") export declare function result_row(names: usize, len: i32, values: usize, count: i32): i32;
 }
 
 // Strings are UTF-16 inside AssemblyScript and UTF-8 on the ABI.
@@ -143,6 +144,19 @@ export function info(text: string): i32 {
 export function result(name: string, value: f64): i32 {
   const buf = utf8(name);
   return raw.result_f64(changetype<usize>(buf), buf.byteLength, value);
+}
+
+let rowNames: string | null = null;
+let rowNamesUtf8 = new ArrayBuffer(0);
+
+/** Emit one row of a table: `names` comma-separated (`"x,power"`), one value each; the
+ * first row fixes the columns. Returns the row's number, or the ABI's error code. */
+export function row(names: string, values: StaticArray<f64>): i32 {
+  if (names !== rowNames) {  // a scan passes the same names every row: encode them once
+    rowNames = names;
+    rowNamesUtf8 = utf8(names);
+  }
+  return raw.result_row(changetype<usize>(rowNamesUtf8), rowNamesUtf8.byteLength, changetype<usize>(values), values.length);
 }
 
 /** The numeric `--arg name=value`, or `fallback` when it was not given or is not a number. */
