@@ -117,7 +117,8 @@ def test_raster_is_a_table_with_both_axes(source: Path) -> None:
             table = run.table.to_arrow()
             assert table.column_names == ["voltage", "position", "power"]
             assert table.num_rows == 3 * 5
-            grid = {(v, round(x, 3)) for v, x in zip(*table.select([0, 1]).to_pydict().values())}
+            axes = zip(table["voltage"].to_pylist(), table["position"].to_pylist(), strict=True)
+            grid = {(v, round(x, 3)) for v, x in axes}
             assert grid == {(v, x) for v in (0, 2, 4) for x in (2, 2.5, 3, 3.5, 4)}
             assert not await lab["psu"].is_on()  # its cleanup
 
