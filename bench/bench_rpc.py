@@ -27,6 +27,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -216,18 +217,53 @@ class Server:
 # ---------------------------------------------------------------- clients
 
 
-def calls_native(path: str) -> tuple[list[float], float]:
-    async def main() -> tuple[list[float], float]:
+@dataclass
+class CallFigures:
+    latencies: list[float]
+    rate: float
+    """calls/s with IN_FLIGHT calls in flight"""
+    client_cpu_us: float
+    """CPU of this (client) process per sequential call, all its threads"""
+    server_cpu_us: float
+    """CPU of the server process per sequential call"""
+
+
+def process_cpu_s(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class CpuMeter:
+    """CPU of both ends over the sequential phase: robust where wall time is not, on a
+    machine that other jobs load (the ratio of CPU per call is what a quiet machine's
+    latency ratio tends to)."""
+
+    def __init__(self, server_pid: int) -> None:
+        self.server_pid = server_pid
+
+    def start(self) -> None:
+        self._client, self._server = time.process_time(), process_cpu_s(self.server_pid)
+
+    def stop(self, calls: int) -> tuple[float, float]:
+        client = (time.process_time() - self._client) / calls * 1e6
+        server = (process_cpu_s(self.server_pid) - self._server) / calls * 1e6
+        return client, server
+
+
+def calls_native(path: str, meter: CpuMeter) -> CallFigures:
+    async def main() -> CallFigures:
         stream = await capnp.AsyncIoStream.create_unix_connection(path)
         client = capnp.TwoPartyClient(stream)
         cap = client.bootstrap().cast_as(_s.Readable)
         for _ in range(200):
             await cap.read()
         lat = []
+        meter.start()
         for _ in range(SEQUENTIAL_CALLS):
             t = time.perf_counter()
             await cap.read()
             lat.append(time.perf_counter() - t)
+        cpu = meter.stop(SEQUENTIAL_CALLS)
         count = 0
         end = time.perf_counter() + DURATION_S
 
@@ -242,47 +278,49 @@ def calls_native(path: str) -> tuple[list[float], float]:
         rate = count / (time.perf_counter() - start)
         client.close()
         stream.close()
-        return lat, rate
+        return CallFigures(lat, rate, *cpu)
 
     aio.tune_malloc()
-    result: tuple[list[float], float] = asyncio.run(capnp.run(main()))
+    result: CallFigures = asyncio.run(capnp.run(main()))
     return result
 
 
-def calls_labd(path: str) -> tuple[list[float], float]:
-    async def main() -> tuple[list[float], float]:
+def calls_labd(path: str, meter: CpuMeter) -> CallFigures:
+    async def main() -> CallFigures:
         from labd.client.link import open_link
         from labd.client.remote import REMOTES
 
         async with open_link(path) as link:
-            meter = REMOTES["Readable"][1](link, link.bootstrap.cast_as(_s.Readable))
+            readable = REMOTES["Readable"][1](link, link.bootstrap.cast_as(_s.Readable))
             for _ in range(200):
-                await meter.read()
+                await readable.read()
             lat = []
+            meter.start()
             for _ in range(SEQUENTIAL_CALLS):
                 t = time.perf_counter()
-                await meter.read()
+                await readable.read()
                 lat.append(time.perf_counter() - t)
+            cpu = meter.stop(SEQUENTIAL_CALLS)
             count = 0
             end = time.perf_counter() + DURATION_S
 
             async def worker() -> None:
                 nonlocal count
                 while time.perf_counter() < end:
-                    await meter.read()
+                    await readable.read()
                     count += 1
 
             start = time.perf_counter()
             async with trio.open_nursery() as nursery:
                 for _ in range(IN_FLIGHT):
                     nursery.start_soon(worker)
-            return lat, count / (time.perf_counter() - start)
+            return CallFigures(lat, count / (time.perf_counter() - start), *cpu)
 
-    result: tuple[list[float], float] = aio.run(main)
+    result: CallFigures = aio.run(main)
     return result
 
 
-def calls_raw(path: str) -> tuple[list[float], float]:
+def calls_raw(path: str, meter: CpuMeter) -> CallFigures:
     msg = b"x" * RAW_ECHO_BYTES
     with socket.socket(socket.AF_UNIX) as s:
         s.connect(path)
@@ -294,16 +332,18 @@ def calls_raw(path: str) -> tuple[list[float], float]:
                 want -= len(s.recv(want))
 
         lat = []
+        meter.start()
         for _ in range(SEQUENTIAL_CALLS):
             t = time.perf_counter()
             roundtrip(1)
             lat.append(time.perf_counter() - t)
+        cpu = meter.stop(SEQUENTIAL_CALLS)
         count = 0
         start = time.perf_counter()
         while time.perf_counter() - start < DURATION_S:
             roundtrip(IN_FLIGHT)
             count += IN_FLIGHT
-        return lat, count / (time.perf_counter() - start)
+        return CallFigures(lat, count / (time.perf_counter() - start), *cpu)
 
 
 def frames_labd(
@@ -371,31 +411,57 @@ def summary(lat: list[float]) -> tuple[float, float]:
     return statistics.median(lat) * 1e6, lat[int(len(lat) * 0.99)] * 1e6
 
 
-def measure_calls(folder: Path) -> None:
-    results: dict[str, tuple[list[float], float]] = {}
-    for kind, client in (
-        ("raw-echo", calls_raw),
-        ("native", calls_native),
-        ("labd-calls", calls_labd),
-    ):
-        with Server(kind, folder) as server:
-            results[kind] = client(server.path)
-    raw_med, raw_p99 = summary(results["raw-echo"][0])
-    nat_med, nat_p99 = summary(results["native"][0])
-    lab_med, lab_p99 = summary(results["labd-calls"][0])
-    nat_rate, lab_rate, raw_rate = (results[k][1] for k in ("native", "labd-calls", "raw-echo"))
-    print("trivial call latency (Readable.read), median / p99:")
-    print(f"  raw socket echo     {raw_med:7.1f} / {raw_p99:7.1f} µs")
-    print(f"  native pycapnp      {nat_med:7.1f} / {nat_p99:7.1f} µs")
+CALL_PAIRS = (
+    # (client, server): native pycapnp on both ends is the floor; the mixed pairs split
+    # labd's cost into the daemon's share and the client's.
+    ("native", "native"),
+    ("native", "labd-calls"),
+    ("labd", "native"),
+    ("labd", "labd-calls"),
+)
+CLIENTS = {"native": calls_native, "labd": calls_labd, "raw": calls_raw}
+
+
+def measure_calls(folder: Path, rounds: int) -> None:
+    figures: dict[tuple[str, str], list[CallFigures]] = {}
+    for _ in range(rounds):  # alternating, so a burst of load hits every pair alike
+        for client, server_kind in (("raw", "raw-echo"), *CALL_PAIRS):
+            with Server(server_kind, folder) as server:
+                run = CLIENTS[client](server.path, CpuMeter(server.proc.pid))
+            figures.setdefault((client, server_kind), []).append(run)
+
+    def med(pair: tuple[str, str], value: Any) -> float:
+        return statistics.median(value(f) for f in figures[pair])
+
+    def lat(pair: tuple[str, str], q: float) -> float:
+        return med(pair, lambda f: sorted(f.latencies)[int(len(f.latencies) * q)] * 1e6)
+
+    native, labd = ("native", "native"), ("labd", "labd-calls")
+    print(f"trivial call (Readable.read), median of {rounds} alternating rounds:")
+    print("  client → server           median     p99   calls/s (100 in flight)")
+    for pair in (("raw", "raw-echo"), *CALL_PAIRS):
+        name = f"{pair[0]} → {pair[1].replace('-calls', '')}"
+        print(
+            f"  {name:22s} {lat(pair, 0.5):7.1f} µs {lat(pair, 0.99):7.1f} µs"
+            f" {med(pair, lambda f: f.rate):9.0f}"
+        )
     print(
-        f"  labd (Trio guest)   {lab_med:7.1f} / {lab_p99:7.1f} µs"
-        f"   = {lab_med / nat_med:.2f}× native pycapnp (target ≤ 2×),"
-        f" {lab_med / raw_med:.1f}× raw echo"
+        f"  labd/native: latency {lat(labd, 0.5) / lat(native, 0.5):.2f}× (target ≤ 1.5×),"
+        f" calls/s {med(labd, lambda f: f.rate) / med(native, lambda f: f.rate):.2f}×"
+        " (target ≥ 0.8×)"
     )
-    print(f"calls/s with {IN_FLIGHT} in flight:")
-    print(f"  raw socket echo     {raw_rate:9.0f}")
-    print(f"  native pycapnp      {nat_rate:9.0f}")
-    print(f"  labd (Trio guest)   {lab_rate:9.0f}   = {lab_rate / nat_rate:.2f}× native pycapnp")
+    server_native = med(("native", "native"), lambda f: f.server_cpu_us)
+    server_labd = med(("native", "labd-calls"), lambda f: f.server_cpu_us)
+    client_native = med(("native", "native"), lambda f: f.client_cpu_us)
+    client_labd = med(("labd", "native"), lambda f: f.client_cpu_us)
+    print("CPU per sequential call (median of rounds; both ends' every thread):")
+    print(f"  server: native pycapnp {server_native:6.1f} µs, labd daemon {server_labd:6.1f} µs")
+    print(f"  client: native pycapnp {client_native:6.1f} µs, labd client {client_labd:6.1f} µs")
+    print(
+        f"  labd's own cost: daemon +{server_labd - server_native:.1f} µs,"
+        f" client +{client_labd - client_native:.1f} µs"
+        " (target: the client adds no more than the daemon)"
+    )
 
 
 def measure_frames(folder: Path) -> None:
@@ -460,11 +526,12 @@ def measure_tcp_frames(folder: Path) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", choices=["calls", "frames", "tcp"], help="run one part only")
+    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds of the calls")
     args = parser.parse_args()
     print(f"RPC benchmark (unix socket; TCP part on loopback; {os.cpu_count()} CPUs)")
     with tempfile.TemporaryDirectory() as tmp:
         if args.only in (None, "calls"):
-            measure_calls(Path(tmp))
+            measure_calls(Path(tmp), args.rounds)
         if args.only in (None, "frames"):
             measure_frames(Path(tmp))
         if args.only in (None, "tcp"):

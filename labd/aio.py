@@ -37,6 +37,7 @@ import asyncio
 import ctypes
 import ctypes.util
 import gc
+import os
 import signal
 import threading
 from collections.abc import Awaitable, Callable, Coroutine
@@ -45,6 +46,8 @@ from typing import Any, TypeVar
 import capnp
 import outcome
 import trio
+
+from labd import guest
 
 T = TypeVar("T")
 
@@ -233,6 +236,8 @@ async def _host(
     async with capnp.kj_loop():
         _collectors.enter()
         _ticks[loop] = _Tick(loop)
+        if not os.environ.get(guest.STOCK_ENV):
+            guest.install()
         trio.lowlevel.start_guest_run(
             guarded,
             run_sync_soon_threadsafe=loop.call_soon_threadsafe,
