@@ -178,6 +178,7 @@ async def follow_run(
     import trio
 
     from labd.client import connect
+    from labd.scripting import ScriptFailed
 
     async with connect(args.connect, **connect_options(args)) as lab:
         await check_grants(lab, grants)
@@ -195,9 +196,13 @@ async def follow_run(
                 memory_bytes=memory,
             )
             outcome.info = await run.info()
+        failure: ScriptFailed | None = None
         try:
             await watch(run, console, outcome)
-            results = await run.wait()
+            try:
+                results = await run.wait()
+            except ScriptFailed as e:  # what it reported before it failed is shown too
+                failure, results = e, {}
         finally:
             if outcome.info is None or not outcome.info.finished:
                 # Interrupted (Ctrl-C cancels this task): stop the run on the daemon too.
@@ -205,10 +210,14 @@ async def follow_run(
                     await run.cancel()
                     outcome.cancelled_by_us = True
         reported, rows = await run.results(), await run.table()
-        if reported or not rows.num_rows:
+        for result in reported if failure else ():
+            results[result.name] = result.value
+        if reported or not (rows.num_rows or failure):
             console.print(results_table(outcome.info, reported, results))
         if rows.num_rows:
             console.print(rows_table(outcome.info, rows))
+        if failure is not None:
+            raise failure
 
 
 async def check_grants(lab: Lab, grants: Grants) -> None:

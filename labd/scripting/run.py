@@ -361,8 +361,9 @@ class Run:
             return f"out of fuel: its budget is {fuel:.3g} instructions"
         if code == wasmtime.TrapCode.INTERRUPT:
             return f"ran past its {deadline_s:g} s deadline"
-        kind = code.name.lower().replace("_", " ") if code is not None else "trap"
-        return f"trap: {kind}: {_first_line(trap.message)}"
+        if code is not None:
+            return f"trap: {code.name.lower().replace('_', ' ')}"
+        return f"trap: {_first_line(trap.message)}"
 
     def _note(self, level: LogLevel, text: str) -> None:
         """A line of labd's own about this run: in its log (guest or Trio thread) and the daemon's."""
