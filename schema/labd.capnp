@@ -497,6 +497,8 @@ struct DataInfo {
   dataDir @4 :Text;              # empty: nothing is persisted
   runId @5 :Text;
   persisted @6 :List(PersistInfo);
+  diskQuota @7 :UInt64;          # what the data directory may hold, in bytes (0: not persisting)
+  diskUsed @8 :UInt64;           # what it held at the last retention sweep
 }
 
 # ---------------------------------------------------------------- runs (docs/runs.md)

@@ -91,10 +91,13 @@ def show_data_info(info: DataInfo, console: Console) -> None:
     where = "this machine" if info.same_host else f"{info.host} (not this machine)"
     console.print(f"daemon [bold]{info.daemon_id}[/] on {where}; rings under {info.ring_root}")
     if info.data_dir is None:
-        console.print("[yellow]not persisting[/]: set data_dir in \\[daemon] of the lab config")
+        console.print(
+            "[yellow]not persisting[/] (persist = false in \\[daemon], or labd serve --no-persist)"
+        )
     else:
         console.print(
-            f"persisting run {info.run_id} under {info.data_dir} (<stream>/{info.run_id}/)"
+            f"persisting run {info.run_id} under {info.data_dir} (<stream>/{info.run_id}/);"
+            f" {fmt_bytes(info.disk_used)} of its quota of {fmt_bytes(info.disk_quota)} used"
         )
     persisted = {p.stream: p for p in info.persisted}
     table = Table()

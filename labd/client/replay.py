@@ -66,9 +66,13 @@ class DataInfo:
     rings: list[RingInfo]
     data_dir: Path | None
     """Where streams are persisted (``<data_dir>/<stream>/<run_id>/``, docs/live-data.md);
-    None when the daemon has no ``data_dir``."""
+    None when persistence is off."""
     run_id: str
     persisted: list[PersistInfo]
+    disk_quota: int = 0
+    """What the data directory may hold, in bytes (0: not persisting; docs/live-data.md)."""
+    disk_used: int = 0
+    """What it held at the daemon's last retention sweep."""
 
     @property
     def same_host(self) -> bool:
@@ -100,6 +104,8 @@ def data_info_from_wire(info: Any) -> DataInfo:
             )
             for p in info.persisted
         ],
+        disk_quota=info.diskQuota,
+        disk_used=info.diskUsed,
     )
 
 

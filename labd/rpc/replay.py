@@ -34,6 +34,7 @@ from labd.rings.layout import EOS_MARKER
 from labd.rpc import trim
 
 if TYPE_CHECKING:
+    from labd.rings.retention import Retention
     from labd.rpc.session import Session
 
 _s: Any = schema.load()
@@ -59,6 +60,7 @@ class RecordedData(Protocol):
     run_id: str
     rings: RingSet | None
     persister: Persister | None
+    retention: Retention | None
 
 
 class ReplayCursorServer(_s.ReplayCursor.Server):  # type: ignore[misc]
@@ -200,6 +202,10 @@ def fill_data_info(struct: Any, data: RecordedData | None) -> None:
             info.capacity = writer.layout.slot_count
             info.writeSeq = writer.write_seq
             info.retention = writer.plan.retention_s
+    retention = data.retention
+    if retention is not None:
+        struct.diskQuota = retention.quota
+        struct.diskUsed = retention.used
     persister = data.persister
     if persister is not None:
         struct.dataDir = str(persister.directory)
