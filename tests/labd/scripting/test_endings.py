@@ -3,13 +3,21 @@ abnormal ones (docs/scripting.md, "How a run ends")."""
 
 from __future__ import annotations
 
+import contextlib
 import time
 
 import pytest
 import trio
 
 from labd.safe_state import SafeState
-from labd.scripting import Grants, RunLimits, RunState, ScriptEngine, ScriptInvalid
+from labd.scripting import (
+    Grants,
+    RunLimits,
+    RunState,
+    ScriptEngine,
+    ScriptFailed,
+    ScriptInvalid,
+)
 from labd.scripting.run import Run
 from tests.labd.scripting.simlab import script_engine, sim_lab
 from tests.labd.scripting.wat import imports
@@ -61,11 +69,8 @@ async def ended(
     if cancel_after:
         await trio.sleep(cancel_after)
         run.cancel()
-    with trio.fail_after(10):
-        try:
-            await run.wait()
-        except Exception:
-            pass
+    with trio.fail_after(10), contextlib.suppress(ScriptFailed):
+        await run.wait()
     return run
 
 
@@ -84,7 +89,15 @@ def lines(run: Run) -> list[str]:
         (SLEEP, None, 0.2, "cancelled"),
         ("(i32.const -6)", None, 0, "device"),
     ],
-    ids=["success", "trap", "out-of-fuel", "deadline-spinning", "deadline-sleeping", "cancel", "failed"],
+    ids=[
+        "success",
+        "trap",
+        "out-of-fuel",
+        "deadline-spinning",
+        "deadline-sleeping",
+        "cancel",
+        "failed",
+    ],
 )
 def test_cleanup_runs_on_every_ending(
     body: str, limits: RunLimits | None, cancel_after: float, code: str | None
@@ -133,7 +146,9 @@ def test_a_failing_cleanup_is_logged_and_never_hides_the_outcome() -> None:
             stuck = await ended(engine, guest(SPIN, "(loop $l (br $l))"), limits)
             assert stuck.error is not None and stuck.error.code == "deadline"
             assert time.monotonic() - started < 0.5 + 0.05 + 2  # cleanup: 10 % of 0.5 s
-            assert any("cleanup after deadline failed: ran past its 0.05 s" in t for t in lines(stuck))
+            assert any(
+                "cleanup after deadline failed: ran past its 0.05 s" in t for t in lines(stuck)
+            )
             assert not await lab["psu"].is_on()  # the safe state still applies
 
             hungry = await ended(engine, guest(SPIN, "(loop $l (br $l))"), RunLimits(fuel=10**6))
