@@ -31,6 +31,7 @@ from labd.parameters import ParameterLog
 from labd.rings import Persister, RingSet, RingWriter
 from labd.rings.retention import Retention, segment_bytes
 from labd.rings.sizing import default_ring_memory, fmt_bytes
+from labd.runs import RunBook
 from labd.safe_state import safe_states
 from labd.scripting import RESULT_SCHEMA, Run, ScriptEngine, ScriptStore, supervisor_resolver
 from labd.streams import Stream, StreamHub
@@ -86,6 +87,13 @@ class Daemon:
         self.rings: RingSet | None = None
         self.persister: Persister | None = None
         self.retention: Retention | None = None
+        self.runs = RunBook(  # docs/runs.md
+            supervisor=self.supervisor,
+            streams=self.streams,
+            config=config,
+            daemon_id=daemon_id,
+            daemon_run=self.run_id,
+        )
 
     def _publish_results(self, _run: Run, batch: pa.RecordBatch) -> None:
         self._results.publish(batch)
@@ -100,6 +108,7 @@ class Daemon:
                 states = self.supervisor.subscribe_states()
                 await nursery.start(self.supervisor.run)
                 await nursery.start(self.scripts.run)
+                await nursery.start(self.runs.run)
                 await self._open_rings()
                 nursery.start_soon(
                     parameters.record_when_ready, self.supervisor, states, self.parameters

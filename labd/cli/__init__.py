@@ -29,6 +29,7 @@ COMMAND_MODULES = [
     "labd.cli.gui_cmd",
     "labd.cli.run_cmd",
     "labd.cli.data_cmds",
+    "labd.cli.runs_cmds",
     "labd.cli.drivers_cmd",
 ]
 

@@ -28,6 +28,7 @@ from labd.client.lab import (
 from labd.client.portal import BlockingSubscription, _Handle, _Portal
 from labd.client.scripts import BlockingScripts
 from labd.contract.restriction import Restriction
+from labd.contract.runs import RunRecord, RunSummary
 
 if TYPE_CHECKING:
     from labd.client.replay import DataInfo
@@ -118,6 +119,32 @@ class BlockingParameter:
         return self._parameters.set(self.name, value, unit)
 
 
+class BlockingRun(_Handle):
+    """``with lab.run("focus scan", sample="A12") as run:`` (see :meth:`labd.client.Lab.run`)."""
+
+    id = ""
+    """The run's id, known inside the ``with`` block."""
+
+    def __enter__(self) -> BlockingRun:
+        portal, key = self._portal, self._key
+
+        async def enter() -> str:
+            run = await portal.get(key).__aenter__()
+            return str(run.id)
+
+        self.id = portal.run(enter)
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        # The traceback stays in this thread: the run needs only the exception's text.
+        self._call("__aexit__", exc_type, exc, None)
+
+
 class BlockingInstrument(_Handle):
     @property
     def parameters(self) -> BlockingParameters:
@@ -151,6 +178,10 @@ class BlockingInstrument(_Handle):
 
         token, revoker_key = portal.run(share)
         return token, BlockingRevoker(portal, revoker_key)
+
+    def run(self, name: str, /, **metadata: object) -> BlockingRun:
+        """A run recorded as this holder's (a share's holder: the share)."""
+        return BlockingRun(self._portal, self._derive(lambda inst: inst.run(name, **metadata)))
 
     def subscribe(
         self,
@@ -226,6 +257,25 @@ class BlockingLab(_Handle):
         """See :meth:`labd.client.Lab.data_info`."""
         info: DataInfo = self._call("data_info")
         return info
+
+    def run(self, name: str, /, **metadata: object) -> BlockingRun:
+        """See :meth:`labd.client.Lab.run`: ``with lab.run("focus scan", sample="A12") as run:``."""
+        return BlockingRun(self._portal, self._derive(lambda lab: lab.run(name, **metadata)))
+
+    def runs(self) -> list[RunSummary]:
+        """See :meth:`labd.client.Lab.runs`."""
+        runs: list[RunSummary] = self._call("runs")
+        return runs
+
+    def get_run(self, run_id: str) -> RunRecord:
+        """See :meth:`labd.client.Lab.get_run`."""
+        record: RunRecord = self._call("get_run", run_id)
+        return record
+
+    def replay_run(self, run_id: str, stream: str) -> pa.Table:
+        """See :meth:`labd.client.Lab.replay_run`."""
+        table: pa.Table = self._call("replay_run", run_id, stream)
+        return table
 
     def close(self) -> None:
         self._portal.close()

@@ -20,6 +20,7 @@ from capabilities import Frame, Reading
 from labd import records
 from labd.aio import to_trio
 from labd.client.bulk import BulkReader, BulkUnavailable
+from labd.client.errors import ConnectionLost
 from labd.client.feed import _deliver, _Feed
 from labd.client.link import Link, open_link
 from labd.client.parameters import Parameters
@@ -39,6 +40,7 @@ from labd.contract.bulk import BULK_UNAVAILABLE
 from labd.contract.errors import WireError
 from labd.contract.lanes import LANE_UNAVAILABLE, LaneReader
 from labd.contract.restriction import Restriction
+from labd.contract.runs import FAILED, SUCCEEDED, RunRecord, RunSummary
 from labd.errors import CapabilityMissing
 
 T = TypeVar("T")
@@ -257,6 +259,10 @@ class Instrument:
         """
         return _subscribe(self._link, self._cap, stream, max_rate, window, shared_memory, bulk)
 
+    def run(self, name: str, /, **metadata: object) -> Run:
+        """A run recorded as this holder's (a share's holder: the share); see :meth:`Lab.run`."""
+        return Run(self._link, self._cap, name, metadata)
+
     async def _wire_capabilities(self) -> Any:
         if self._caps is None:
             self._caps = (await self._link.call(self._cap.capabilities)).capabilities
@@ -349,6 +355,92 @@ class Lab:
     async def data_info(self) -> DataInfo:
         """Where the daemon keeps recorded data (rings, files) and how persisting goes."""
         return data_info_from_wire((await self._link.call(self._cap.dataInfo)).info)
+
+    def run(self, name: str, /, **metadata: object) -> Run:
+        """``async with lab.run("focus scan", sample="A12") as run:`` records a run
+        (docs/runs.md): opened on entry, closed at the end of the block (``failed``, with
+        the exception, if one left it), or as ``disconnected`` if the connection ends first."""
+        return Run(self._link, self._cap, name, metadata)
+
+    async def runs(self) -> list[RunSummary]:
+        """Every run the daemon has recorded, oldest first."""
+        result = await self._link.call(self._cap.runs)
+        return [
+            RunSummary(r.id, r.name, r.who, r.startedAt, r.endedAt or None, r.outcome, r.script)
+            for r in result.runs
+        ]
+
+    async def get_run(self, run_id: str) -> RunRecord:
+        """One run's whole record."""
+        result = await self._link.call(lambda: self._cap.getRun(run_id))
+        return RunRecord.from_json(result.record)
+
+    def replay_run_batches(
+        self, run_id: str, stream: str, *, chunk_bytes: int = CHUNK_BYTES, window: int = WINDOW
+    ) -> Replay:
+        """``(seq, batch)`` of every batch of ``stream`` that run ``run_id`` covers."""
+        return _RunReplay(
+            self._link, self._cap, run_id, stream, chunk_bytes=chunk_bytes, window=window
+        )
+
+    async def replay_run(self, run_id: str, stream: str) -> pa.Table:
+        """The batches of ``stream`` that run ``run_id`` covers, as one table."""
+        return await replay_table(self.replay_run_batches(run_id, stream))
+
+
+class Run:
+    """A run this client opened: ``async with lab.run(name, **metadata) as run``;
+    :attr:`id` is known inside the block."""
+
+    def __init__(self, link: Link, owner: Any, name: str, metadata: dict[str, object]) -> None:
+        self._link = link
+        self._owner = owner
+        self.name = name
+        self._metadata = {str(k): str(v) for k, v in metadata.items()}
+        self._cap: Any = None
+        self.id = ""
+
+    async def __aenter__(self) -> Run:
+        def send() -> Any:
+            request = self._owner.openRun_request()
+            request.name = self.name
+            entries = request.init("metadata", len(self._metadata))
+            for entry, (key, value) in zip(entries, self._metadata.items(), strict=True):
+                entry.name, entry.value = key, value
+            return request.send()
+
+        self._cap = (await self._link.call(send)).run
+        self.id = str((await self._link.call(self._cap.id)).id)
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: object, tb: object) -> None:
+        outcome, error = (SUCCEEDED, "") if exc_type is None else (FAILED, _describe(exc))
+        cap, self._cap = self._cap, None
+        if cap is None:
+            return
+        # Also when the block was cancelled; a lost connection has closed it already
+        # (as "disconnected", on the daemon's side).
+        with trio.CancelScope(shield=True), contextlib.suppress(ConnectionLost):
+            await self._link.call(lambda: cap.close(outcome, error))
+
+
+def _describe(exc: object) -> str:
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+
+
+class _RunReplay(Replay):
+    """A :class:`Replay` of the batches a run covers (``Lab.replayRun``)."""
+
+    def __init__(self, link: Link, lab_cap: Any, run_id: str, stream: str, **options: int) -> None:
+        super().__init__(link, lab_cap, stream, 0.0, 0.0, **options)
+        self._run_id = run_id
+
+    async def __aenter__(self) -> Replay:
+        stream = self._request[0]
+        result = await self._link.call(lambda: self._lab_cap.replayRun(self._run_id, stream))
+        self.schema = pa.ipc.read_schema(pa.py_buffer(result.arrowSchema))
+        self._cursor = result.cursor
+        return self
 
 
 def _subscribe(

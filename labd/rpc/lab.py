@@ -10,7 +10,9 @@ from __future__ import annotations
 import functools
 import hmac
 import importlib.metadata
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+import trio
 
 from capabilities import InvalidRequest, PermissionDenied
 from labd import parameters
@@ -18,15 +20,27 @@ from labd.aio import to_trio
 from labd.contract import schema
 from labd.contract.errors import wire_errors
 from labd.contract.restriction import Restriction
+from labd.contract.runs import (
+    DISCONNECTED,
+    FAILED,
+    LAB_HOLDER,
+    RUNNING,
+    SUCCEEDED,
+    RunRecord,
+    RunSummary,
+)
 from labd.errors import LabdError
 from labd.rpc.admission import Gate
 from labd.rpc.capability_servers import Target, fill_capabilities, granted
 from labd.rpc.policy import Policy, ShareRegistry
-from labd.rpc.replay import fill_data_info, open_replay
+from labd.rpc.replay import RecordedData, fill_data_info, open_replay, open_run_replay
 from labd.rpc.session import Session
 from labd.rpc.subscriptions import SubscriptionServer, push_states, push_stream
 from labd.streams import StreamHub
 from labd.supervisor import InstrumentHandle
+
+if TYPE_CHECKING:
+    from labd.runs import RunBook
 
 _s: Any = schema.load()
 
@@ -166,6 +180,29 @@ class LabServer(_s.Lab.Server):  # type: ignore[misc]
     async def dataInfo(self, _context: Any, **_: Any) -> None:
         fill_data_info(_context.results.info, self._session.services.data)
 
+    @wire_errors
+    async def openRun(self, name: str, metadata: Any, **_: Any) -> Any:
+        return await open_run(self._session, name, metadata, LAB_HOLDER)
+
+    @wire_errors
+    async def runs(self, _context: Any, **_: Any) -> None:
+        records = recorded(self._session).runs.list()
+        infos = _context.results.init("runs", len(records))
+        for info, record in zip(infos, records, strict=True):
+            summary = RunSummary.of(record)
+            info.id, info.name, info.who = summary.id, summary.name, summary.who
+            info.startedAt, info.endedAt = summary.started, summary.ended or 0.0
+            info.outcome, info.script = summary.outcome, summary.script
+
+    @wire_errors
+    async def getRun(self, id: str, **_: Any) -> str:
+        return recorded(self._session).runs.get(id).to_json()
+
+    @wire_errors
+    async def replayRun(self, id: str, stream: str, **_: Any) -> tuple[Any, bytes]:
+        data = recorded(self._session)
+        return open_run_replay(self._session, data, data.runs.get(id), stream)
+
 
 class InstrumentServer(_s.Instrument.Server):  # type: ignore[misc]
     """One instrument under one policy (the root policy for the lab's owner)."""
@@ -248,6 +285,74 @@ class InstrumentServer(_s.Instrument.Server):  # type: ignore[misc]
             shared_memory=sharedMemory,
             bulk=bulk,
         )
+
+    @wire_errors
+    async def openRun(self, name: str, metadata: Any, **_: Any) -> Any:
+        self._policy.check_alive()
+        return await open_run(self._session, name, metadata, self._who())
+
+    def _who(self) -> str:
+        """Whose capability this is: the share it came from (by its token's first
+        characters: the token itself is a secret), else the lab token's holder."""
+        chain = self._policy.chain()
+        for share in self._session.services.shares.list():
+            if share.policy in chain:
+                return f"share {share.instrument} {share.token[:SHARE_PREFIX]}"
+        return LAB_HOLDER
+
+
+SHARE_PREFIX = 12
+"""Characters of a sharing token that name it in a run's record: ``share-`` and six of its
+32 random ones (``labd share --list`` shows the whole token to the lab's owner)."""
+
+
+def recorded(session: Session) -> RecordedData:
+    data = session.services.data
+    if data is None:
+        raise LabdError("this labd server records no data and no runs")
+    return data
+
+
+async def open_run(session: Session, name: str, metadata: Any, who: str) -> RunHandleServer:
+    if not name.strip():
+        raise InvalidRequest("a run needs a name, e.g. 'focus scan'")
+    book = recorded(session).runs
+    values = {m.name: m.value for m in metadata}
+    record = await to_trio(session.nursery, book.open, name, who, values)
+    handle = RunHandleServer(session, book, record)
+    session.nursery.start_soon(handle.close_when_gone)
+    return handle
+
+
+class RunHandleServer(_s.RunHandle.Server):  # type: ignore[misc]
+    """A run a client opened. It ends with ``close``, or as ``disconnected`` when the
+    client's connection ends first (its session nursery is cancelled)."""
+
+    def __init__(self, session: Session, book: RunBook, record: RunRecord) -> None:
+        self._session = session
+        self._book = book
+        self._record = record
+        self._closed = trio.Event()
+
+    @wire_errors
+    async def id(self, **_: Any) -> str:
+        return self._record.id
+
+    @wire_errors
+    async def close(self, outcome: str, error: str, **_: Any) -> None:
+        if outcome not in (SUCCEEDED, FAILED):
+            raise InvalidRequest(f"a run closes as {SUCCEEDED} or {FAILED}, not {outcome!r}")
+        if self._record.outcome != RUNNING:
+            raise InvalidRequest(f"run {self._record.id} has ended already")
+        await to_trio(self._session.nursery, self._book.close, self._record, outcome, error)
+        self._closed.set()
+
+    async def close_when_gone(self) -> None:
+        try:
+            await self._closed.wait()
+        finally:
+            with trio.CancelScope(shield=True):
+                await self._book.close(self._record, DISCONNECTED)
 
 
 class RevokerServer(_s.Revoker.Server):  # type: ignore[misc]

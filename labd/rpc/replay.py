@@ -17,6 +17,9 @@ stalls the daemon's event loop (and with it the live pushes of every other clien
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import itertools
+import math
 import socket
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -29,13 +32,17 @@ import trio
 from labd.aio import to_trio
 from labd.contract import schema
 from labd.contract.errors import wire_errors
-from labd.rings import Persister, RawBatch, RingReader, RingSet, replay_raw
+from labd.contract.runs import RunRecord
+from labd.errors import UnknownStream
+from labd.rings import Persister, RawBatch, RingReader, RingSet, read_stream_file, replay_raw
+from labd.rings import persisted_files, stream_directory
 from labd.rings.layout import EOS_MARKER
 from labd.rpc import trim
 
 if TYPE_CHECKING:
     from labd.rings.retention import Retention
     from labd.rpc.session import Session
+    from labd.runs import RunBook
 
 _s: Any = schema.load()
 T = TypeVar("T")
@@ -61,6 +68,7 @@ class RecordedData(Protocol):
     rings: RingSet | None
     persister: Persister | None
     retention: Retention | None
+    runs: RunBook
 
 
 class ReplayCursorServer(_s.ReplayCursor.Server):  # type: ignore[misc]
@@ -70,6 +78,9 @@ class ReplayCursorServer(_s.ReplayCursor.Server):  # type: ignore[misc]
     A ring batch is checked after it was copied; if the writer overwrote it meanwhile, the
     chunk ends before it and the replay starts again after the last good batch (the
     overwritten one is in the files by then).
+
+    ``seqs``: only the batches numbered ``first`` to ``last`` (None: to the newest), for
+    the replay of a run (``Lab.replayRun``).
     """
 
     def __init__(
@@ -80,8 +91,10 @@ class ReplayCursorServer(_s.ReplayCursor.Server):  # type: ignore[misc]
         end: float,
         ring: RingReader | None,
         directory: Path | None,
+        seqs: tuple[int, int | None] = (1, None),
     ) -> None:
         self._session = session
+        self._seqs = seqs
         self._schema_bytes = schema_bytes
         self._range = (start, end)
         self._ring = ring
@@ -97,7 +110,12 @@ class ReplayCursorServer(_s.ReplayCursor.Server):  # type: ignore[misc]
 
     def _replay_after(self, seq: int) -> Iterator[RawBatch]:
         start, end = self._range
-        return replay_raw(start, end, ring=self._ring, directory=self._directory, after=seq)
+        first, last = self._seqs
+        after = max(seq, first - 1)
+        batches = replay_raw(start, end, ring=self._ring, directory=self._directory, after=after)
+        if last is None:
+            return batches
+        return itertools.takewhile(lambda raw: raw.seq <= last, batches)
 
     @wire_errors
     async def next(self, maxBytes: int, _context: Any, **_: Any) -> None:
@@ -181,6 +199,45 @@ def open_replay(
     schema_bytes = hub_stream.schema.serialize().to_pybytes()
     cursor = ReplayCursorServer(session, schema_bytes, start, end, ring, directory)
     return cursor, schema_bytes
+
+
+def open_run_replay(
+    session: Session, data: RecordedData, record: RunRecord, stream: str
+) -> tuple[ReplayCursorServer, bytes]:
+    """A cursor over the batches of ``stream`` that run ``record`` covers, and the stream's
+    schema (IPC): from this daemon's ring and files, or, for a run of an earlier daemon
+    run, from the files it left (docs/runs.md)."""
+    seqs = record.streams.get(stream)
+    if seqs is None:
+        raise UnknownStream(
+            f"run {record.id} has no stream {stream!r}; its streams: {', '.join(record.streams)}"
+        )
+    ring = directory = None
+    if record.daemon.get("run") == data.run_id:
+        if data.rings is not None and stream in data.rings.writers:
+            ring = RingReader(data.rings.writers[stream].path)
+        if data.persister is not None:
+            directory = data.persister.stream_directory(stream)
+    elif record.daemon.get("data_dir"):
+        directory = stream_directory(Path(record.daemon["data_dir"]), record.daemon["run"], stream)
+    schema_bytes = _run_stream_schema(session, stream, directory).serialize().to_pybytes()
+    # Nothing published during the run: a range no batch is in.
+    first, last = (seqs.first, seqs.last) if seqs.first is not None else (1, 0)
+    cursor = ReplayCursorServer(
+        session, schema_bytes, -math.inf, math.inf, ring, directory, seqs=(first, last)
+    )
+    return cursor, schema_bytes
+
+
+def _run_stream_schema(session: Session, stream: str, directory: Path | None) -> pa.Schema:
+    """The stream's schema: the daemon's, else that of the files of an earlier daemon run
+    (whose config may have had streams this one lacks)."""
+    with contextlib.suppress(UnknownStream):
+        return session.services.streams.stream(stream).schema
+    for path in persisted_files(directory) if directory is not None else ():
+        for _, batch in read_stream_file(path):
+            return batch.schema
+    raise UnknownStream(f"no stream {stream!r} in this daemon, and no files of it in {directory}")
 
 
 def fill_data_info(struct: Any, data: RecordedData | None) -> None:

@@ -22,6 +22,7 @@ from capabilities import InvalidRequest
 from labd.aio import aio, to_trio
 from labd.contract import schema
 from labd.contract.errors import SCRIPT_FAILED, WireError, wire_errors
+from labd.contract.runs import LAB_HOLDER
 from labd.rpc.session import Session
 from labd.rpc.subscriptions import SubscriptionServer
 from labd.scripting import Grants, LogLine, Result, Run, ScriptEngine, ScriptFailed, ScriptVersion
@@ -77,6 +78,8 @@ class ScriptEngineServer(_s.ScriptEngine.Server):  # type: ignore[misc]
             limits=limits,
         )
         log.info("%s started as run %d (grants: %s)", run.script.label, run.id, grants.describe())
+        if self._session.services.data is not None:  # a run record (docs/runs.md)
+            self._session.services.data.runs.record_script(run, LAB_HOLDER)
         return ScriptRunServer(self._session, run)
 
     @wire_errors

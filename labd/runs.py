@@ -1,0 +1,335 @@
+"""Runs: every script run and every run a client opens, recorded with its provenance.
+
+The daemon owns one :class:`RunBook`. Opening a run notes where every stream's numbering
+stands, snapshots the lab (every instrument's state and parameters, the config, the
+versions) and writes the record at once with outcome ``running``; closing it notes
+where the streams stand now and writes it again with the outcome. Each record is one file,
+``<data_dir>/runs/<run id>.json``, one JSON line written atomically (a temporary file
+renamed over it), so a daemon killed at any moment leaves either the old or the new
+record, and the next start marks a run left ``running`` as ``interrupted``. Without a
+data directory the records live in memory only and end with the daemon
+(docs/runs.md).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import importlib.metadata
+import logging
+import math
+import os
+import platform
+import socket
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from importlib import resources
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import trio
+
+from capabilities import InvalidRequest, ParameterValue
+from labd import parameters
+from labd.config import LabConfig
+from labd.contract.runs import (
+    INTERRUPTED,
+    RUNNING,
+    RunRecord,
+    ScriptOrigin,
+    SeqRange,
+    new_run_id,
+    utc_text,
+)
+from labd.rings.finalize import labd_version
+from labd.streams import StreamHub
+from labd.supervisor import InstrumentHandle, State, Supervisor
+
+if TYPE_CHECKING:
+    from labd.scripting import Run
+
+log = logging.getLogger("labd.runs")
+
+DIRECTORY = "_runs"
+"""Under the data directory; a leading ``_``: no instrument has that name (they start with a
+letter), and pyarrow datasets, pandas and Dask skip it when they list the directory."""
+
+LOG_TAIL = 50
+"""Lines of a script run's log kept in its record."""
+
+SNAPSHOT_TIMEOUT_S = 5.0
+"""How long opening a run waits for one instrument's parameters; a slower (or hung)
+instrument is recorded with ``parameters_error`` instead of holding up the run."""
+
+DEFAULT_CONFIG_SOURCE = "<default simulated lab>"
+
+
+class RunBook:
+    """The runs of one daemon: in memory, and in ``<data_dir>/runs/`` when it persists."""
+
+    def __init__(
+        self,
+        *,
+        supervisor: Supervisor,
+        streams: StreamHub,
+        config: LabConfig,
+        daemon_id: str,
+        daemon_run: str,
+    ) -> None:
+        self._supervisor = supervisor
+        self._streams = streams
+        self.directory = config.data_dir / DIRECTORY if config.data_dir is not None else None
+        self._config = config_provenance(config)
+        self._versions = versions({spec.driver for spec in config.instruments})
+        self._daemon = {
+            "id": daemon_id,
+            "run": daemon_run,
+            "host": socket.gethostname(),
+            "data_dir": str(config.data_dir) if config.data_dir is not None else "",
+        }
+        self._records: dict[str, RunRecord] = {}
+        self._write_lock = trio.Lock()
+        self._nursery: trio.Nursery | None = None
+        if self.directory is not None:
+            self._load()
+
+    # -- reading ---------------------------------------------------------------------
+
+    def list(self) -> list[RunRecord]:
+        """Every run, oldest first (ids sort by start time)."""
+        return [self._records[k] for k in sorted(self._records)]
+
+    def get(self, run_id: str) -> RunRecord:
+        try:
+            return self._records[run_id]
+        except KeyError:
+            where = f" in {self.directory}" if self.directory is not None else ""
+            raise InvalidRequest(
+                f"no run {run_id!r}{where}; `labd runs` lists the runs there are"
+            ) from None
+
+    # -- recording -------------------------------------------------------------------
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Host the tasks that follow script runs to their end; run until cancelled."""
+        async with trio.open_nursery() as nursery:
+            self._nursery = nursery
+            task_status.started()
+            await trio.sleep_forever()
+
+    async def open(
+        self, name: str, who: str, metadata: Mapping[str, str] | None = None
+    ) -> RunRecord:
+        """A new run, recorded (outcome ``running``) before this returns."""
+        record = self._begin(name, who, metadata or {})
+        await self._snapshot(record)
+        await self._write(record)
+        log.info("run %s (%r) opened by %s", record.id, name, who)
+        return record
+
+    async def close(
+        self,
+        record: RunRecord,
+        outcome: str,
+        error: str | None = None,
+        log_tail: Sequence[str] = (),
+    ) -> None:
+        """End ``record`` with ``outcome`` (no-op if it has ended already)."""
+        if record.outcome != RUNNING:
+            return
+        record.ended = utc_text(time.time())
+        record.outcome = outcome
+        record.error = error or None
+        record.log_tail = list(log_tail)
+        for stream_name, seqs in record.streams.items():
+            last = self._streams.stream(stream_name).seq
+            assert seqs.first is not None
+            if last < seqs.first:
+                seqs.first = None  # nothing published while the run went on
+            else:
+                seqs.last = last
+        await self._write(record)
+        log.info("run %s (%r) ended: %s%s", record.id, record.name, outcome, _why(error))
+
+    def record_script(self, run: Run, who: str) -> RunRecord:
+        """Record script run ``run``, which has just been started: its streams' positions
+        now, the rest of the record (snapshot, file) and its end by a task of its own, so
+        the caller does not wait for the instruments."""
+        record = self._begin(run.script.label, who, {})
+        record.script = ScriptOrigin(
+            name=run.script.name,
+            version=run.script.version,
+            sha256=run.script.sha256,
+            args=dict(run.args),
+            grants=run.grants.describe(),
+            engine_run=run.id,
+        )
+        if self._nursery is None:
+            raise RuntimeError("RunBook.run is not running")
+        self._nursery.start_soon(self._follow_script, run, record)
+        return record
+
+    async def _follow_script(self, run: Run, record: RunRecord) -> None:
+        try:
+            await self._snapshot(record)
+            await self._write(record)
+            # A failure is the run's outcome, recorded below; not this task's error.
+            with contextlib.suppress(Exception):
+                await run.wait()
+        finally:
+            with trio.CancelScope(shield=True):  # the daemon stops: still write the end
+                outcome = run.state.value if run.state.finished else INTERRUPTED
+                error = f"{run.error.code}: {run.error.message}" if run.error else None
+                tail = [str(line) for line in run.log[-LOG_TAIL:]]
+                await self.close(record, outcome, error, tail)
+
+    def _begin(self, name: str, who: str, metadata: Mapping[str, str]) -> RunRecord:
+        """The record's first part, taken at once (no await): where each stream stands."""
+        started = time.time()
+        record = RunRecord(
+            id=new_run_id(started),
+            name=name,
+            who=who,
+            started=utc_text(started),
+            metadata={str(k): str(v) for k, v in metadata.items()},
+            config=dict(self._config),
+            versions=dict(self._versions),
+            daemon=dict(self._daemon),
+            streams={
+                n: SeqRange(self._streams.stream(n).seq + 1, None) for n in self._streams.names()
+            },
+        )
+        self._records[record.id] = record
+        return record
+
+    async def _snapshot(self, record: RunRecord) -> None:
+        """Every instrument's state, and its parameters where it has some, concurrently."""
+        handles = self._supervisor.handles()
+        async with trio.open_nursery() as nursery:
+            for handle in handles:
+                entry: dict[str, Any] = {
+                    "driver": handle.driver,
+                    "state": handle.state.value,
+                    "reason": handle.reason or "",
+                    "parameters": {},
+                }
+                record.instruments[handle.name] = entry
+                if "Configurable" in handle.capabilities:
+                    nursery.start_soon(_read_parameters, handle, entry)
+
+    async def _write(self, record: RunRecord) -> None:
+        if self.directory is None:
+            return
+        text = record.to_json() + "\n"
+        async with self._write_lock:
+            try:
+                await trio.to_thread.run_sync(_write_atomically, self.directory, record.id, text)
+            except OSError as e:  # a full disk must not fail the experiment
+                log.error("run %s: record not written to %s: %s", record.id, self.directory, e)
+
+    def _load(self) -> None:
+        """Read the records of earlier daemons; those left ``running`` were interrupted."""
+        assert self.directory is not None
+        if not self.directory.is_dir():
+            return
+        for leftover in self.directory.glob(".*.tmp"):
+            leftover.unlink(missing_ok=True)
+        for path in sorted(self.directory.glob("*.json")):
+            try:
+                record = RunRecord.from_json(path.read_text())
+            except (OSError, ValueError, TypeError) as e:
+                log.warning("%s: not a run record (%s); left as it is", path, e)
+                continue
+            if record.outcome == RUNNING:
+                record.outcome = INTERRUPTED
+                record.error = (
+                    f"the daemon ({record.daemon.get('run', '?')}) stopped while the run was"
+                    f" going; found at the start of the next one, {utc_text(time.time())}"
+                )
+                try:
+                    _write_atomically(self.directory, record.id, record.to_json() + "\n")
+                except OSError as e:
+                    log.error("%s: cannot mark it interrupted: %s", path, e)
+                log.warning("run %s (%r) was interrupted", record.id, record.name)
+            self._records[record.id] = record
+
+
+async def _read_parameters(handle: InstrumentHandle, entry: dict[str, Any]) -> None:
+    if handle.state not in (State.READY, State.BUSY):
+        entry["parameters_error"] = f"not read: the instrument is {handle.state.value}"
+        return
+    values: dict[str, dict[str, Any]] = entry["parameters"]
+    with trio.move_on_after(SNAPSHOT_TIMEOUT_S) as scope:
+        try:
+            for parameter in await parameters.describe(handle):
+                if parameter.readable:
+                    value = await handle.call("get_parameter", parameter.name)
+                    values[parameter.name] = {"value": _json_value(value), "unit": parameter.unit}
+        except Exception as e:  # the instrument's fault: recorded, not raised into the run
+            entry["parameters_error"] = f"{type(e).__name__}: {e}"
+    if scope.cancelled_caught:
+        entry["parameters_error"] = f"not all read within {SNAPSHOT_TIMEOUT_S:g} s"
+
+
+def _json_value(value: ParameterValue) -> ParameterValue:
+    """JSON has no NaN or infinity: those are kept as text."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    return value
+
+
+def _write_atomically(directory: Path, run_id: str, text: str) -> None:
+    directory.mkdir(parents=True, exist_ok=True)
+    # A leading dot: pandas, pyarrow and globs of *.json never see a half-written file.
+    tmp = directory / f".{run_id}.json.tmp"
+    with tmp.open("w") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    tmp.replace(directory / f"{run_id}.json")
+
+
+def config_provenance(config: LabConfig) -> dict[str, str]:
+    """``source``, ``sha256`` and ``text`` of the lab config, read when the daemon starts
+    (the file named by ``config.source``, or the built-in simulated lab)."""
+    text = ""
+    if config.source == DEFAULT_CONFIG_SOURCE:
+        text = resources.files("labd").joinpath("default_lab.toml").read_text()
+    else:
+        with contextlib.suppress(OSError, UnicodeDecodeError):
+            text = Path(config.source).read_text()
+    return {
+        "source": config.source,
+        "sha256": hashlib.sha256(text.encode()).hexdigest(),
+        "text": text,
+    }
+
+
+def versions(drivers: set[str]) -> dict[str, str]:
+    """labd's, Python's and each driver's version (``driver <name>``: its package)."""
+    found = {"labd": labd_version(), "python": platform.python_version()}
+    for name in sorted(drivers):
+        found[f"driver {name}"] = _driver_version(name)
+    return found
+
+
+def _driver_version(name: str) -> str:
+    from drivers.registry import driver_class
+
+    try:
+        module = driver_class(name).__module__
+    except Exception as e:  # the supervisor reports a broken driver; here it is a note
+        return f"unknown ({e})"
+    own = getattr(sys.modules.get(module), "__version__", None)
+    top = module.split(".")[0]
+    packages = importlib.metadata.packages_distributions().get(top, [])
+    if packages:
+        dist = packages[0]
+        found = f"{dist} {importlib.metadata.version(dist)}"
+        return f"{found} ({module} {own})" if own else found
+    return f"{module} {own}" if own else f"{module} (no package version)"
+
+
+def _why(error: str | None) -> str:
+    return f" ({error})" if error else ""
