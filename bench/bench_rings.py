@@ -5,13 +5,21 @@
   for frames);
 * write-to-visible latency in another process (median, p99), against a bare futex
   wake-up between the same two processes;
-* whether the persister keeps up with 100 frames/s of 8 MiB for 10 s (target: zero lost),
-  beside the disk's own sequential write rate (os.write + fdatasync, same chunks);
-* the cost of finalizing a closed 64 MiB segment (frames to an Arrow IPC file, readings
-  to Parquet with zstd), as a ratio to a plain copy of the same file (copy + fdatasync),
-  and what the other formats would cost for frames (Parquet, IPC with zstd).
+* the persister flat out (1 GiB of 8 MiB frames, all in the ring at once) as a ratio to
+  the disk's floor in the same directory, the better of dd-like buffered writes with
+  fdatasync and O_DIRECT writes of the same chunks, rounds alternating (target >= 0.9x);
+* whether it keeps up with 100 frames/s of 8 MiB for 10 s (target: zero lost), or, on a
+  disk slower than 1.1x that, with the floor / 1.1;
+* the cost of finalizing the persister's 1 GiB frames segment in place, against a synced
+  copy of it, and how long ``Persister.close`` (a daemon's stop) takes with an open
+  2 GiB frames segment;
+* the cost of finalizing a closed 64 MiB segment by conversion (readings to Parquet with
+  zstd; frames in the ring's layout copied to an Arrow IPC file), as a ratio to a plain
+  copy of the same file (copy + fdatasync), and what the other formats would cost for
+  frames (Parquet, IPC with zstd).
 
-Run: .venv/bin/python bench/bench_rings.py [--seconds 10] [--data-dir DIR] [--only finalize]
+Run: .venv/bin/python bench/bench_rings.py [--seconds 10] [--rounds 3] [--data-dir DIR]
+[--only finalize|persister]
 """
 
 from __future__ import annotations
@@ -35,7 +43,7 @@ import pyarrow.parquet as pq
 
 from capabilities import Frame, Roi
 from labd.records import FRAME_SCHEMA, READING_SCHEMA, frame_to_batch
-from labd.rings import Persister, RingSet, attach, finalize_segment
+from labd.rings import Persister, RingSet, attach, finalize_segment, persisted_files
 from labd.rings.finalize import segment_metadata
 from labd.rings.futex import futex_wait, futex_wake
 from labd.rings.layout import SEQ_METADATA_KEY
@@ -178,18 +186,13 @@ def latency(rings: RingSet) -> tuple[list[int], list[int]]:
     return ring_samples, run_latency([str(word_file), "futex"], send_word)
 
 
-def disk_floor(directory: Path, chunk: bytes, total: int, sync_bytes: int) -> float:
-    """Bytes/s of plain sequential writes with the persister's sync pattern."""
+def dd_floor(directory: Path, chunk: np.ndarray, total: int) -> float:
+    """Bytes/s of ``dd bs=8M conv=fdatasync``: buffered writes, one fdatasync at the end."""
     path = directory / "floor.bin"
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
     t0 = time.perf_counter()
-    written = synced = 0
-    while written < total:
-        written += os.write(fd, chunk)
-        if written - synced >= sync_bytes:
-            os.fdatasync(fd)
-            os.posix_fadvise(fd, 0, written, os.POSIX_FADV_DONTNEED)
-            synced = written
+    for _ in range(total // chunk.size):
+        os.write(fd, chunk)
     os.fdatasync(fd)
     elapsed = time.perf_counter() - t0
     os.close(fd)
@@ -197,16 +200,58 @@ def disk_floor(directory: Path, chunk: bytes, total: int, sync_bytes: int) -> fl
     return total / elapsed
 
 
-def persister(rings: RingSet, data_dir: Path, seconds: float, rate: float):
-    batch = frame(1)
-    ring = rings.open_stream(
-        "bench/frames",
+def direct_floor(directory: Path, chunk: np.ndarray, total: int) -> float:
+    """Bytes/s of O_DIRECT writes of the same chunks from a page-aligned buffer (the
+    disk's own rate: no page cache, no copy), then fdatasync."""
+    path = directory / "floor.bin"
+    aligned = mmap.mmap(-1, chunk.size)
+    np.frombuffer(aligned, np.uint8)[:] = chunk
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_DIRECT)
+    t0 = time.perf_counter()
+    for _ in range(total // chunk.size):
+        os.write(fd, aligned)
+    os.fdatasync(fd)
+    elapsed = time.perf_counter() - t0
+    os.close(fd)
+    path.unlink()
+    aligned.close()
+    return total / elapsed
+
+
+def frames_ring(rings: RingSet, name: str, batch: pa.RecordBatch, rate: float, retention: float):
+    return rings.open_stream(
+        name,
         FRAME_SCHEMA,
         "frames",
         expected_batch_bytes=batch.nbytes,
         batches_per_second=rate,
-        retention_s=2,
+        retention_s=retention,
     )
+
+
+def persister_flat_out(rings: RingSet, data_dir: Path, name: str, n: int) -> tuple[float, Path]:
+    """Bytes/s of the persister writing ``n`` frames that are all in the ring at once
+    (appended in well under a second), timed to the end of ``close`` (data synced); and
+    the closed segment, left unfinalized."""
+    batch = frame(1)
+    ring = frames_ring(rings, name, batch, n, 1.0)
+    p = Persister(data_dir, name.replace("/", "-"), finalize=False, rotate_bytes=1 << 40)
+    p.follow(ring)
+    t0 = time.perf_counter()
+    for seq in range(1, n + 1):
+        ring.append(seq, batch)
+    p.close()
+    elapsed = time.perf_counter() - t0
+    (status,) = p.status()
+    assert status.lost == 0 and status.batches == n, status
+    ring.close()
+    (segment,) = persisted_files(p.stream_directory(name))
+    return status.bytes / elapsed, segment
+
+
+def persister(rings: RingSet, data_dir: Path, seconds: float, rate: float):
+    batch = frame(1)
+    ring = frames_ring(rings, "bench/frames", batch, rate, 2)
     p = Persister(data_dir, "bench", finalize=False)  # live segments only: see finalize_cost
     p.follow(ring)
     n = int(seconds * rate)
@@ -223,7 +268,101 @@ def persister(rings: RingSet, data_dir: Path, seconds: float, rate: float):
     p.close()
     drained = time.perf_counter() - t0
     (status,) = p.status()
+    ring.close()
     return n, status, acquired, drained, late, ring.layout.slot_count
+
+
+def stop_time(rings: RingSet, data_dir: Path, n: int) -> float:
+    """Seconds ``Persister.close`` takes (what a daemon's stop waits for) with an open
+    frames segment of ``n`` frames on disk: end it, sync it, finalize it."""
+    batch = frame(1)
+    ring = frames_ring(rings, "bench/stop", batch, 100, 1.0)
+    p = Persister(data_dir, "stop", rotate_bytes=1 << 40)
+    p.follow(ring)
+    for seq in range(1, n + 1):
+        ring.append(seq, batch)
+        while p.status()[0].batches < seq - 50:  # never lapped: the ring holds 100
+            time.sleep(0.005)
+    while p.status()[0].batches < n:
+        time.sleep(0.005)
+    t0 = time.perf_counter()
+    p.close()
+    elapsed = time.perf_counter() - t0
+    assert p.finalizer is not None and not p.finalizer.errors
+    ring.close()
+    return elapsed
+
+
+def persister_figures(rings: RingSet, data_dir: Path, seconds: float, rounds: int) -> None:
+    """The persister flat out against the disk's floor, rounds alternating; losses at
+    100 frames/s (or at the floor / 1.1); finalizing a frames segment; the stop."""
+    chunk = np.frombuffer(frame(1).column("pixels").buffers()[2], np.uint8).copy()
+    n = 128  # 1 GiB of frames
+    total = n * chunk.size
+    floors, ratios, speeds = [], [], []
+    segment = None
+    for r in range(rounds):
+        dd = dd_floor(data_dir, chunk, total)
+        direct = direct_floor(data_dir, chunk, total)
+        if segment is not None:
+            shutil.rmtree(segment.parent.parent.parent.parent, ignore_errors=True)
+        speed, segment = persister_flat_out(rings, data_dir / f"flat{r}", f"bench/flat{r}", n)
+        floor = max(dd, direct)
+        floors.append(floor)
+        speeds.append(speed)
+        ratios.append(speed / floor)
+        print(
+            f"round {r + 1}: disk floor {floor / 1e6:.0f} MB/s (dd-like buffered + fdatasync "
+            f"{dd / 1e6:.0f}, O_DIRECT {direct / 1e6:.0f}); persister flat out, 1 GiB of "
+            f"8 MiB frames: {speed / 1e6:.0f} MB/s: ratio {speed / floor:.2f}x (target >= 0.9x)"
+        )
+    print(
+        f"persister / disk floor over {rounds} rounds: {min(ratios):.2f}-{max(ratios):.2f}x "
+        f"(median {statistics.median(ratios):.2f}x); floor {min(floors) / 1e6:.0f}-"
+        f"{max(floors) / 1e6:.0f} MB/s, persister {min(speeds) / 1e6:.0f}-"
+        f"{max(speeds) / 1e6:.0f} MB/s"
+    )
+    assert segment is not None
+    finalize_in_place(segment, data_dir)
+
+    floor = min(floors)
+    need = 100 * chunk.size
+    rate = 100.0 if floor >= 1.1 * need else floor / 1.1 / chunk.size
+    why = "" if rate == 100 else f" (the disk's slowest floor, {floor / 1e6:.0f} MB/s, / 1.1)"
+    n, status, acquired, drained, late, slots = persister(rings, data_dir, seconds, rate)
+    print(
+        f"persister at {rate:.0f} frames/s{why} of 8 MiB for {seconds:g} s (ring of {slots} "
+        f"frames): {status.batches} of {n} frames on disk, {status.lost} lost; acquisition "
+        f"{acquired:.1f} s ({late} frames late), drained {drained - acquired:.2f} s after the "
+        f"last frame; needs {status.bytes / acquired / 1e6:.0f} MB/s"
+    )
+    stop = stop_time(rings, data_dir / "stop", 256)
+    print(f"Persister.close with an open 2 GiB frames segment (sync, finalize): {stop:.2f} s")
+
+
+def finalize_in_place(segment: Path, data_dir: Path) -> None:
+    """The cost of finalizing the persister's 1 GiB frames segment (on disk, not in the
+    page cache) against a plain synced copy of it (what finalizing by a copy cost)."""
+    size = segment.stat().st_size
+    copy = data_dir / "copy.bin"
+    fd = os.open(segment, os.O_RDONLY)
+    os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    os.close(fd)
+    t0 = time.perf_counter()
+    synced_copy(segment, copy)
+    copied = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    done = finalize_segment(segment)
+    spent = time.perf_counter() - t0
+    assert done is not None and done.path is not None and done.batches == 128
+    gib = size / 2**30
+    print(
+        f"finalize the persister's {gib:.2f} GiB frames segment in place (footer + rename): "
+        f"{spent * 1e3 / gib:.0f} ms/GiB; plain copy + fdatasync of it {copied / gib:.2f} s/GiB "
+        f"({size / copied / 1e6:.0f} MB/s): {copied / spent:.0f}x faster than a copy"
+    )
+    pa.ipc.open_file(str(done.path)).get_batch(127)  # a real IPC file
+    shutil.rmtree(segment.parent.parent.parent.parent, ignore_errors=True)
 
 
 SEGMENT_BYTES = 64 << 20
@@ -314,7 +453,9 @@ def finalize_cost(data_dir: Path) -> None:
         cost = statistics.median(t for t, _ in runs)
         out_size = runs[-1][1]
         floor = timed(synced_copy, source, work / "copy.bin")
-        target = "Arrow IPC file" if kind == "frames" else "Parquet zstd"
+        # A frames segment in the ring's layout, as labd wrote them before the in-place
+        # layout (and still writes frames with dictionary columns): copied into a file.
+        target = "Arrow IPC file by a copy" if kind == "frames" else "Parquet zstd"
         print(
             f"finalize {size / 2**20:.0f} MiB of {name} ({len(batches)} batches) to {target}: "
             f"{cost * 1e3:.0f} ms ({size / cost / 1e6:.0f} MB/s), file {out_size / size:.2f}x "
@@ -342,7 +483,10 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--data-dir", type=Path, default=None, help="where the persister writes")
-    ap.add_argument("--only", choices=["finalize"], help="run only the finalize figures")
+    ap.add_argument("--rounds", type=int, default=3, help="persister rounds against the floor")
+    ap.add_argument(
+        "--only", choices=["finalize", "persister"], help="run only these figures (and no rings)"
+    )
     ap.add_argument("--latency-reader", nargs=2, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.latency_reader:
@@ -356,6 +500,14 @@ def main() -> None:
             finalize_cost(data_dir)
         finally:
             shutil.rmtree(data_dir, ignore_errors=True)
+        return
+    if args.only == "persister":
+        try:
+            with RingSet("bench", root=root, max_bytes=8 << 30) as rings:
+                persister_figures(rings, data_dir, args.seconds, args.rounds)
+        finally:
+            shutil.rmtree(data_dir, ignore_errors=True)
+            shutil.rmtree(root, ignore_errors=True)
         return
     try:
         with RingSet("bench", root=root, max_bytes=8 << 30) as rings:
@@ -388,20 +540,7 @@ def main() -> None:
                 f"{med:.0f} us, p99 {p99:.0f} us; bare futex wake: median {fmed:.0f} us, p99 "
                 f"{fp99:.0f} us: ratio {med / fmed:.2f}x (median), {p99 / fp99:.2f}x (p99)"
             )
-            chunk = frame(1).column("pixels").buffers()[2].to_pybytes()
-            disk = disk_floor(data_dir, chunk, 2 << 30, 32 << 20)
-            n, status, acquired, drained, late, slots = persister(
-                rings, data_dir, args.seconds, 100
-            )
-            need = status.bytes / acquired
-            print(
-                f"persister, 100 frames/s of 8 MiB for {args.seconds:g} s into {data_dir} "
-                f"(ring of {slots} frames): {status.batches} of {n} frames on disk, "
-                f"{status.lost} lost; acquisition {acquired:.1f} s ({late} frames late), "
-                f"drained after {drained:.1f} s; needs {need / 1e6:.0f} MB/s, persisted "
-                f"{status.bytes / drained / 1e6:.0f} MB/s, disk floor {disk / 1e6:.0f} MB/s: "
-                f"ratio {status.bytes / drained / disk:.2f}x of the disk"
-            )
+            persister_figures(rings, data_dir, args.seconds, args.rounds)
         finalize_cost(data_dir)
     finally:
         shutil.rmtree(data_dir, ignore_errors=True)

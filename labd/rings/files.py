@@ -66,6 +66,9 @@ BATCHES_KEY = "labd.batches"
 UNIT_KEY = "labd.unit"  # the stream's one unit in this file, when it had only one
 UNIT_FIELD_KEY = "unit"  # field metadata of the value column, likewise
 
+IPC_FILE_MAGIC = b"ARROW1\x00\x00"
+"""The first 8 bytes of an Arrow IPC file (its last 6 are ``ARROW1`` too)."""
+
 _PART = re.compile(r"_?part-(\d{6,})\.(arrows|arrow|parquet)")
 
 
@@ -220,6 +223,45 @@ def ns_to_seconds(stamps: pa.Array | pa.ChunkedArray) -> pa.Array:
     x = whole.astype(np.float64) + (ns - whole * _NS).astype(np.float64) / _NS
     mask = np.asarray(ints.is_null().to_numpy(zero_copy_only=False)) if nulls else None
     return pa.array(x, pa.float64(), mask=mask)
+
+
+# -- the schema of finalized files ------------------------------------------------------
+
+UNIT_OF = {"readings": "value", "parameters": "number"}
+"""The column whose unit the ``unit`` column gives, by stream kind."""
+
+
+def final_schema(live: pa.Schema, metadata: dict[str, str], unit: str | None) -> pa.Schema:
+    """The schema of a stream's finalized files: UTC timestamps, ``labd_seq``, ``metadata``
+    (and ``unit``, the segment's one unit, as metadata of the column it applies to)."""
+    fields = []
+    unit_column = UNIT_OF.get(metadata.get(KIND_KEY, ""))
+    for field in live:
+        if field.name == TIMESTAMP and field.type == pa.float64():
+            field = field.with_type(TIMESTAMP_TYPE)
+        if unit is not None and field.name == unit_column:
+            field = field.with_metadata({**(field.metadata or {}), UNIT_FIELD_KEY: unit})
+        fields.append(field)
+    fields.append(pa.field(SEQ_COLUMN, pa.int64(), nullable=False))
+    if unit is not None and unit_column in live.names:
+        metadata = {**metadata, UNIT_KEY: unit}
+    return pa.schema(fields, metadata=metadata)
+
+
+def final_columns(
+    table: pa.Table | pa.RecordBatch, seqs: np.ndarray, schema: pa.Schema
+) -> list[pa.Array | pa.ChunkedArray]:
+    """The columns of ``schema`` (:func:`final_schema`) for rows of the live schema whose
+    batch numbers are ``seqs``; zero-copy but for the timestamps."""
+    columns: list[pa.Array | pa.ChunkedArray] = []
+    for field in schema:
+        if field.name == SEQ_COLUMN:
+            columns.append(pa.array(seqs, pa.int64()))
+        elif field.type == TIMESTAMP_TYPE and table.schema.field(field.name).type != field.type:
+            columns.append(seconds_to_ns(table.column(field.name)))
+        else:
+            columns.append(table.column(field.name))
+    return columns
 
 
 # -- reading finalized files -----------------------------------------------------------

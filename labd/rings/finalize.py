@@ -8,16 +8,20 @@ closed -- rotated by size, its stream ended, the daemon stopped -- it is convert
 * readings, results, parameters -> ``part-N.parquet`` (zstd, row groups of up to 1 Mi
   rows, statistics per row group, which replay uses to skip what is outside its range);
 * frames -> ``part-N.arrow``, the Arrow IPC *file* format, uncompressed: one record batch
-  per frame, memory-mapped zero-copy by pyarrow and polars, and written at about the
-  speed of a file copy (bench/README.md, "Finalizing segments": Parquet or compression
-  cost several times that and gain little on camera noise).
+  per frame, memory-mapped zero-copy by pyarrow and polars. The persister writes a frames
+  segment laid out to become that file in place (:mod:`labd.rings.ipc_segment`), so
+  finalizing it appends a footer and renames it instead of copying the pixels
+  (bench/README.md, "Finalizing segments"; Parquet or compression cost several times a
+  copy and gain little on camera noise). Frames with dictionary columns, and segments of
+  labd before that layout, are copied into a new file.
 
 In both, timestamps are ``timestamp[ns, tz=UTC]``, each row has its batch number in
 ``labd_seq``, and the schema metadata names the stream, run, daemon, kind and labd
 version (:mod:`labd.rings.files`); a reading stream's one unit is also field metadata of
-``value``. The conversion writes a hidden temporary file, syncs it, renames it into place
+``value``. A conversion writes a hidden temporary file, syncs it, renames it into place
 and only then removes the ``.arrows`` source, so a crash at any moment leaves the data
-once in a complete file (and a leftover source next to its finalized copy is dropped).
+once in a complete file (and a leftover source next to its finalized copy is dropped); a
+segment finished in place is renamed once its footer is on disk.
 
 The :class:`Finalizer` runs this in its own thread, off the acquisition path, for the
 segments its persister closes, and at start for the segments of daemons that were killed
@@ -42,6 +46,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from labd.rings import files as F
+from labd.rings import ipc_segment
 from labd.rings.access import PRIVATE, FileAccess
 from labd.rings.reader import _pid_alive
 from labd.rings.stream_files import open_stream_file
@@ -51,9 +56,6 @@ log = logging.getLogger(__name__)
 ROW_GROUP_ROWS = 1 << 20
 ROW_GROUP_BYTES = 64 << 20
 PARQUET_COMPRESSION = "zstd"
-
-UNIT_OF = {"readings": "value", "parameters": "number"}
-"""The column whose unit the ``unit`` column gives, by stream kind."""
 
 
 def labd_version() -> str:
@@ -100,40 +102,11 @@ def _live_schema(file_schema: pa.Schema) -> pa.Schema:
     return file_schema.with_metadata(rest) if rest else file_schema.remove_metadata()
 
 
-def _final_schema(live: pa.Schema, metadata: dict[str, str], unit: str | None) -> pa.Schema:
-    fields = []
-    unit_column = UNIT_OF.get(metadata.get(F.KIND_KEY, ""))
-    for field in live:
-        if field.name == F.TIMESTAMP and field.type == pa.float64():
-            field = field.with_type(F.TIMESTAMP_TYPE)
-        if unit is not None and field.name == unit_column:
-            field = field.with_metadata({**(field.metadata or {}), F.UNIT_FIELD_KEY: unit})
-        fields.append(field)
-    fields.append(pa.field(F.SEQ_COLUMN, pa.int64(), nullable=False))
-    if unit is not None and unit_column in live.names:
-        metadata = {**metadata, F.UNIT_KEY: unit}
-    return pa.schema(fields, metadata=metadata)
-
-
-def _to_final(
-    table: pa.Table | pa.RecordBatch, seqs: np.ndarray, schema: pa.Schema
-) -> list[pa.Array | pa.ChunkedArray]:
-    columns: list[pa.Array | pa.ChunkedArray] = []
-    for field in schema:
-        if field.name == F.SEQ_COLUMN:
-            columns.append(pa.array(seqs, pa.int64()))
-        elif field.type == F.TIMESTAMP_TYPE and table.schema.field(field.name).type != field.type:
-            columns.append(F.seconds_to_ns(table.column(field.name)))
-        else:
-            columns.append(table.column(field.name))
-    return columns
-
-
 def _one_unit(kind: str, table: pa.Table) -> str | None:
     """The segment's unit if all its rows have the same one (the ``unit`` column stays:
     Parquet keeps a constant column in a few bytes per row group, and files of one stream
     keep one schema, which globs across files need)."""
-    if kind not in UNIT_OF or "unit" not in table.schema.names:
+    if kind not in F.UNIT_OF or "unit" not in table.schema.names:
         return None
     column = table.column("unit")
     if column.null_count:
@@ -171,7 +144,7 @@ def _write_parquet(
     import pyarrow.parquet as pq
 
     table = pa.Table.from_batches([b for _, b in batches], schema=live)  # zero-copy
-    schema = _final_schema(live, metadata, _one_unit(kind, table))
+    schema = F.final_schema(live, metadata, _one_unit(kind, table))
     rows = np.array([b.num_rows for _, b in batches], dtype=np.int64)
     nbytes = np.array([b.nbytes for _, b in batches], dtype=np.int64)
     seqs = np.repeat(np.array([s for s, _ in batches], dtype=np.int64), rows)
@@ -183,7 +156,7 @@ def _write_parquet(
             start, stop = int(offsets[first]), int(offsets[end])
             # One chunk and one dictionary per column: a row group written in one go.
             group = table.slice(start, stop - start).unify_dictionaries().combine_chunks()
-            columns = _to_final(group, seqs[start:stop], schema)
+            columns = F.final_columns(group, seqs[start:stop], schema)
             writer.write_table(pa.Table.from_arrays(columns, schema=schema), stop - start)
     return int(rows.sum())
 
@@ -191,13 +164,13 @@ def _write_parquet(
 def _write_ipc_file(
     tmp: Path, batches: list[tuple[int, pa.RecordBatch]], live: pa.Schema, metadata: dict[str, str]
 ) -> int:
-    schema = _final_schema(live, metadata, None)
+    schema = F.final_schema(live, metadata, None)
     rows = 0
     with pa.OSFile(str(tmp), "wb") as sink, pa.ipc.new_file(sink, schema) as writer:
         for seq, batch in batches:
             seqs = np.full(batch.num_rows, seq, dtype=np.int64)
             writer.write_batch(
-                pa.RecordBatch.from_arrays(_to_final(batch, seqs, schema), schema=schema)
+                pa.RecordBatch.from_arrays(F.final_columns(batch, seqs, schema), schema=schema)
             )
             rows += batch.num_rows
     return rows
@@ -264,11 +237,11 @@ def _finalize_locked(
             source.unlink()
             return Finalized(source, done, 0, 0, done.stat().st_size)
     opened = open_stream_file(source)
+    if opened is not None and F.LIVE_SCHEMA_KEY.encode() in (opened[0].metadata or {}):
+        return _finish_in_place(source, number, stat)  # a frames segment
     batches = [] if opened is None else [(s, b) for s, b in opened[1] if b.num_rows]
     if opened is None or not batches:
-        source.unlink()
-        _sync_dir(directory)
-        return Finalized(source, None, 0, 0, 0)
+        return _remove_empty(source)
     file_schema = opened[0]
     kind = _kind_of(file_schema)
     metadata = {k.decode(): v.decode() for k, v in (file_schema.metadata or {}).items()}
@@ -298,6 +271,25 @@ def _finalize_locked(
     source.unlink()
     _sync_dir(directory)
     return Finalized(source, final, len(batches), rows, final.stat().st_size)
+
+
+def _remove_empty(source: Path) -> Finalized:
+    source.unlink()
+    _sync_dir(source.parent)
+    return Finalized(source, None, 0, 0, 0)
+
+
+def _finish_in_place(source: Path, number: int, stat: os.stat_result) -> Finalized:
+    """A segment written to become an Arrow IPC file: a footer, and a new name."""
+    done = ipc_segment.finish(source)
+    if done is None:
+        return _remove_empty(source)
+    # The data's time, not the conversion's: retention removes the oldest data first.
+    os.utime(source, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    final = F.final_path(source.parent, number, F.IPC_FILE_SUFFIX)
+    os.rename(source, final)
+    _sync_dir(source.parent)
+    return Finalized(source, final, done.batches, done.rows, done.size)
 
 
 class Finalizer:

@@ -1,24 +1,35 @@
 """Write every batch of a ring to disk, off the acquisition thread, and survive crashes.
 
-The persister is one more reader of the ring: when the writer appends batch ``seq`` it
-hands the number to a disk thread, which writes the batch's messages *from the shared
-mapping* into the stream's current ``.arrows`` segment (no second serialisation, no extra
-copy) and then re-checks the seqlock; a batch overwritten before it reached the disk is
-truncated away and counted as lost. Segments are one Arrow IPC stream each, rotated by
+The persister is one more reader of the ring. For each stream two threads share the
+work: when the writer appends batch ``seq``, the *copying* thread copies the batch's
+messages from the shared mapping into one of a few page-aligned buffers and then
+re-checks the seqlock (a batch overwritten before it was copied is dropped and counted
+as lost); the *disk* thread writes the buffers out in order. So the copy of the next
+batch overlaps the disk write of the last, and a buffer holds a consistent batch however
+long the disk takes. A frames segment holds each batch in its finalized schema (the
+pixels are still the slot's bytes, handed to the copy as views of the mapping) so that
+finalizing it costs a footer (:mod:`labd.rings.ipc_segment`); other streams' segments
+hold the slot's messages unchanged. Segments are one Arrow IPC stream each, rotated by
 size, numbered per run and stream (:mod:`labd.rings.files` has the layout); a restart
 never appends to an old segment (its tail may be torn) but starts the next number. A
 closed segment is handed to the :class:`~labd.rings.finalize.Finalizer`, which turns it
 into Parquet or an Arrow IPC file in its own thread; at start it also finalizes the
-segments that killed daemons left open. The disk thread holds an ``flock`` on the
+segments that killed daemons left open. The copying thread holds an ``flock`` on the
 segment it writes, which is how others (recovery, retention: :func:`closed_files`) tell
 it from one left behind. Files and the directories made for them are private to the
 daemon's user unless a group was given (:mod:`labd.rings.access`).
 
-Keeping up with 100 frames/s of 8 MiB needs ``fdatasync`` every few tens of MiB plus
-``posix_fadvise(DONTNEED)`` on what was synced: otherwise dirty page cache piles up and
-the kernel stalls the writer in large bursts. A full disk or an unwritable directory is
-logged once with what to do, shown in :meth:`Persister.status`, and retried with each
-new batch; acquisition never waits for the disk, the ring keeps the data meanwhile.
+Streams of large batches (frames) are written with ``O_DIRECT``: whole 4 KiB blocks
+straight from the buffer to the disk, the last partial block through the page cache (so
+the file is always complete to its last batch, which a SIGKILL does not lose), and
+rewritten whole with the next batch. On a machine whose other jobs fill the page cache
+with dirty data, buffered writes stall with theirs; direct writes keep the disk's own
+rate (bench/README.md, "Persister"). Streams of small batches, and file systems without
+``O_DIRECT``, write through the page cache with ``fdatasync`` every few tens of MiB plus
+``posix_fadvise(DONTNEED)`` on what was synced, so dirty pages never pile up. A full
+disk or an unwritable directory is logged once with what to do, shown in
+:meth:`Persister.status`, and retried with each new batch; acquisition never waits for
+the disk, the ring keeps the data meanwhile.
 """
 
 from __future__ import annotations
@@ -26,13 +37,18 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import logging
+import mmap
 import os
 import queue
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any, NamedTuple
 
+import numpy as np
+
+from labd.rings import ipc_segment
 from labd.rings.access import FileAccess
 from labd.rings.errors import RingLapped
 from labd.rings.files import (
@@ -69,8 +85,34 @@ class PersistStatus:
     error: str | None  # the current disk problem, None while writing works
 
 
+BLOCK = 4096
+"""The unit of ``O_DIRECT`` writes (offsets, lengths and buffer addresses)."""
+
+DIRECT_MIN_BATCH = 1 << 20
+"""Streams whose ring slots are at least this large are written with ``O_DIRECT``."""
+
+BUFFERS = 3
+"""Buffers between the copying and the disk thread of a stream: the copy of one batch
+overlaps the write of the one before, and a third absorbs a hiccup of either."""
+
+
+class _Write(NamedTuple):
+    """A buffer for the disk thread: ``length`` bytes for the file at ``offset``
+    (block-aligned: the buffer starts with the segment's last partial block)."""
+
+    buffer: mmap.mmap
+    offset: int
+    length: int
+    seq: int
+    nbytes: int  # of batch seq, the rest is the partial block before it
+
+
+def _round_up(n: int) -> int:
+    return -(-n // BLOCK) * BLOCK
+
+
 class _StreamPersister:
-    """The disk thread of one stream (a :class:`~labd.rings.writer.RingFollower`)."""
+    """The copying and disk threads of one stream (a :class:`~labd.rings.writer.RingFollower`)."""
 
     def __init__(
         self,
@@ -85,24 +127,42 @@ class _StreamPersister:
     ) -> None:
         self.stream = ring.stream
         self._access = access
-        self._schema_bytes = ring.schema_bytes
+        self._ring_schema_length = len(ring.schema_bytes)
         # The segment's own schema message names its stream, run and daemon: a segment
-        # left by a killed daemon is finalized with them. The batches are the ring's.
-        self._file_schema_bytes = (
-            ring.schema.with_metadata({**(ring.schema.metadata or {}), **file_metadata})
-            .serialize()
-            .to_pybytes()
-        )
+        # left by a killed daemon is finalized with them.
+        self._encoder: ipc_segment.Encoder | None = None
+        if ipc_segment.in_place(ring.schema, ring.kind):
+            schema = ipc_segment.segment_schema(ring.schema, file_metadata)
+            self._header = ipc_segment.header(schema)
+            self._encoder = ipc_segment.Encoder(schema)
+        else:  # the ring's messages unchanged
+            metadata = {**(ring.schema.metadata or {}), **file_metadata}
+            self._header = ring.schema.with_metadata(metadata).serialize().to_pybytes()
+        self._direct = ring.plan.slot_size >= DIRECT_MIN_BATCH
         self._on_closed = on_closed
         self._reader = RingReader(ring.path)
         self._directory = directory
         self._rotate_bytes = rotate_bytes
         self._sync_bytes = sync_bytes
+        # Large enough for a slot's batch in the file's schema and a partial block.
+        self._buffer_size = _round_up(ring.plan.slot_size + 2 * BLOCK)
+        self._free: queue.SimpleQueue[mmap.mmap] = queue.SimpleQueue()
+        for _ in range(BUFFERS):  # anonymous mappings: page-aligned, untouched until used
+            self._free.put(mmap.mmap(-1, self._buffer_size))
         self._queue: queue.SimpleQueue[int | None] = queue.SimpleQueue()
-        self._fd: int | None = None
-        self._pos = 0  # end of the last complete batch in the current file
+        self._writes: queue.Queue[_Write | None] = queue.Queue()
+        self._fd: int | None = None  # buffered, holds the lock
+        self._direct_fd: int | None = None
+        self._pos = 0  # end of the last complete batch copied for the current file
+        self._tail = b""  # the file's bytes from the last block boundary to _pos
+        self._written = 0  # end of the last batch the disk thread wrote
         self._synced = 0
+        self._failed = False  # a write failed: the copying thread rewinds to _written
+        self._status_lock = threading.Lock()
         self.status = PersistStatus(self.stream, directory, None, 0, 0, 0, 0, None)
+        self._disk = threading.Thread(target=self._write_loop, name=f"disk {self.stream}")
+        self._disk.daemon = True
+        self._disk.start()
         self._thread = threading.Thread(
             target=self._run, name=f"persist {self.stream}", daemon=True
         )
@@ -120,6 +180,11 @@ class _StreamPersister:
             self._queue.put(None)
             self._thread.join()
 
+    def _update(self, *, lost: int = 0, **changes: Any) -> None:
+        """Change the status (both threads do): ``lost`` more batches lost."""
+        with self._status_lock:
+            self.status = replace(self.status, lost=self.status.lost + lost, **changes)
+
     def _run(self) -> None:
         try:
             while (seq := self._queue.get()) is not None:
@@ -127,10 +192,14 @@ class _StreamPersister:
                     self._persist(seq)
                 except Exception:  # a bug must not stop persisting the batches after it
                     log.exception("persisting batch %d of %s failed", seq, self.stream)
-                    self.status = replace(self.status, lost=self.status.lost + 1)
+                    self._update(lost=1)
         finally:
             self._finish_file()
+            self._writes.put(None)
+            self._disk.join()
             self._reader.close()
+            while not self._free.empty():
+                self._free.get().close()
 
     def _persist(self, seq: int) -> None:
         try:
@@ -140,37 +209,91 @@ class _StreamPersister:
             return
         except BatchMissing:
             return  # refused by the writer: it was never in the ring
-        schema_length = len(self._schema_bytes)
-        body = memoryview(batch.raw)[schema_length : batch.raw.size - len(EOS_MARKER)]
-        nbytes = len(body)
         try:
             if self._fd is None:
                 self._open_next_file()
-            assert self._fd is not None
-            _write_all(self._fd, body)
-            if not batch.still_valid():
+            elif self._failed:
                 self._rewind()
-                self._lose(f"batch {seq} was overwritten in the ring while being written")
-                return
-            self._pos += nbytes
-            if self._pos - self._synced >= self._sync_bytes:
-                self._sync()
         except OSError as exc:
             self._disk_failed(exc)
             return
-        finally:
-            body.release()
-        if self.status.error is not None:
-            log.warning("persisting %s works again (%s)", self.stream, self.status.file)
-        self.status = replace(
-            self.status,
-            batches=self.status.batches + 1,
-            bytes=self.status.bytes + nbytes,
-            last_seq=seq,
-            error=None,
-        )
+        if self._encoder is not None:
+            parts: list[Any] = self._encoder.parts(seq, batch.batch)
+        else:  # the slot is a whole stream: its batch without schema and end marker
+            start = self._ring_schema_length
+            parts = [batch.raw.slice(start, batch.raw.size - start - len(EOS_MARKER))]
+        buffer = self._free.get()  # waits while the disk thread is BUFFERS behind
+        nbytes = sum(len(p) if isinstance(p, bytes) else p.size for p in parts)
+        length = len(self._tail) + nbytes
+        if length > len(buffer):  # a batch larger than planned (a wider schema)
+            buffer = mmap.mmap(-1, _round_up(length))
+        target = np.frombuffer(buffer, dtype=np.uint8)
+        target[: len(self._tail)] = np.frombuffer(self._tail, dtype=np.uint8)
+        at = len(self._tail)
+        for part in parts:  # numpy copies without holding the GIL
+            source = np.frombuffer(part, dtype=np.uint8)
+            target[at : at + len(source)] = source
+            at += len(source)
+        del target, parts
+        if not batch.still_valid():
+            self._free.put(buffer)
+            self._lose(f"batch {seq} was overwritten in the ring while being copied")
+            return
+        offset = self._pos - len(self._tail)
+        self._writes.put(_Write(buffer, offset, length, seq, nbytes))
+        self._pos += nbytes
+        keep = (self._pos // BLOCK) * BLOCK - offset
+        self._tail = buffer[keep:length]
         if self._pos >= self._rotate_bytes:
             self._finish_file()
+
+    def _write_loop(self) -> None:
+        while (write := self._writes.get()) is not None:
+            try:
+                if self._failed:
+                    self._lose(f"batch {write.seq} was not written after a disk error")
+                else:
+                    self._write(write)
+            except OSError as exc:
+                self._failed = True
+                self._disk_failed(exc)
+            except Exception:  # a bug must not stop writing the batches after it
+                log.exception("writing batch %d of %s failed", write.seq, self.stream)
+                self._failed = True
+                self._update(lost=1)
+            finally:
+                self._free.put(write.buffer)
+                self._writes.task_done()
+        self._writes.task_done()
+
+    def _write(self, write: _Write) -> None:
+        assert self._fd is not None
+        view = memoryview(write.buffer)
+        try:
+            direct = 0
+            if self._direct_fd is not None:
+                direct = (write.length // BLOCK) * BLOCK
+                _pwrite_all(self._direct_fd, view[:direct], write.offset)
+            _pwrite_all(self._fd, view[direct : write.length], write.offset + direct)
+        finally:
+            view.release()
+        end = write.offset + write.length
+        if self._direct_fd is None and end - self._synced >= self._sync_bytes:
+            os.fdatasync(self._fd)
+            # Clean pages are dropped so the page cache does not fill with data we will not read.
+            os.posix_fadvise(self._fd, 0, end, os.POSIX_FADV_DONTNEED)
+            self._synced = end
+        self._written = end
+        if self.status.error is not None:
+            log.warning("persisting %s works again (%s)", self.stream, self.status.file)
+        with self._status_lock:
+            self.status = replace(
+                self.status,
+                batches=self.status.batches + 1,
+                bytes=self.status.bytes + write.nbytes,
+                last_seq=write.seq,
+                error=None,
+            )
 
     def _open_next_file(self) -> None:
         self._access.make_dirs(self._directory)
@@ -179,54 +302,57 @@ class _StreamPersister:
         path = live_path(self._directory, number)
         # Locked before it has its name: recovery never mistakes it for a dead daemon's.
         tmp = self._directory / f".{path.name}.{os.getpid()}.tmp"
-        fd = self._access.create_file(tmp, os.O_WRONLY | os.O_EXCL)
+        fd = self._access.create_file(tmp, os.O_RDWR | os.O_EXCL)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
-            _write_all(fd, memoryview(self._file_schema_bytes))
+            _pwrite_all(fd, memoryview(self._header), 0)
             os.rename(tmp, path)
         except OSError:
             os.close(fd)
             tmp.unlink(missing_ok=True)
             raise
-        self._fd, self._pos, self._synced = fd, len(self._file_schema_bytes), 0
-        self.status = replace(self.status, file=path)
+        if self._direct:
+            with contextlib.suppress(OSError):  # EINVAL: this file system has no O_DIRECT
+                self._direct_fd = os.open(path, os.O_WRONLY | os.O_DIRECT)
+        self._fd, self._pos = fd, len(self._header)
+        self._written, self._synced, self._failed = self._pos, 0, False
+        self._tail = self._header[(self._pos // BLOCK) * BLOCK :]
+        self._update(file=path)
 
     def _rewind(self) -> None:
-        """Cut a partly written batch off, and write the next one where it began."""
+        """After a failed write: go on from the end of the last batch written."""
         assert self._fd is not None
-        os.ftruncate(self._fd, self._pos)
-        os.lseek(self._fd, self._pos, os.SEEK_SET)  # else the next write leaves a hole
-
-    def _sync(self) -> None:
-        assert self._fd is not None
-        os.fdatasync(self._fd)
-        # Clean pages are dropped so the page cache does not fill with data we will not read.
-        os.posix_fadvise(self._fd, 0, self._pos, os.POSIX_FADV_DONTNEED)
-        self._synced = self._pos
+        self._writes.join()  # what was queued after the failure is dropped
+        os.ftruncate(self._fd, self._written)  # a partly written batch goes
+        self._pos = self._written
+        start = (self._pos // BLOCK) * BLOCK
+        self._tail = os.pread(self._fd, self._pos - start, start)
+        self._failed = False
 
     def _finish_file(self) -> None:
         """End the current file with the end-of-stream marker, so tailers know it is done."""
         if self._fd is None:
             return
+        self._writes.join()
         fd, self._fd = self._fd, None
         path = self.status.file
         try:
-            os.ftruncate(fd, self._pos)  # drop a partial batch left by a failed write
-            _write_all(fd, memoryview(EOS_MARKER))
+            os.ftruncate(fd, self._written)  # drop a partial batch left by a failed write
+            _pwrite_all(fd, memoryview(EOS_MARKER), self._written)
             os.fdatasync(fd)
             os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
         except OSError as exc:
             self._disk_failed(exc)
         finally:
             os.close(fd)  # and with it the lock: the segment is closed
-        self.status = replace(self.status, file=None)
+            if self._direct_fd is not None:
+                os.close(self._direct_fd)
+                self._direct_fd = None
+        self._update(file=None)
         if path is not None and self._on_closed is not None:
             self._on_closed(path)
 
     def _disk_failed(self, exc: OSError) -> None:
-        if self._fd is not None:
-            with contextlib.suppress(OSError):  # keep the file readable to its last batch
-                self._rewind()
         message = (
             f"cannot persist stream {self.stream!r} to {self._directory}: {exc.strerror or exc}. "
             "Acquisition goes on and the ring keeps the most recent data; free disk space or "
@@ -234,7 +360,7 @@ class _StreamPersister:
         )
         if self.status.error is None:
             log.error("%s", message)
-        self.status = replace(self.status, error=message, lost=self.status.lost + 1)
+        self._update(error=message, lost=1)
 
     def _lose(self, why: str) -> None:
         if self.status.lost == 0 or self.status.lost % 1000 == 0:
@@ -245,13 +371,13 @@ class _StreamPersister:
                 why,
                 self.status.lost + 1,
             )
-        self.status = replace(self.status, lost=self.status.lost + 1)
+        self._update(lost=1)
 
 
-def _write_all(fd: int, data: memoryview) -> None:
+def _pwrite_all(fd: int, data: memoryview, offset: int) -> None:
     while data:
-        written = os.write(fd, data)
-        data = data[written:]
+        written = os.pwrite(fd, data, offset)
+        data, offset = data[written:], offset + written
 
 
 class Persister:

@@ -2,12 +2,14 @@
 
 A file is one Arrow IPC *stream*: the schema (with the stream's name, run, daemon, kind
 and labd version as metadata, :mod:`labd.rings.files`), then for each batch its messages
-exactly as they were in the ring slot (a dictionary message, then the record batch
-message, which carries the batch number as custom metadata ``labd.seq``), and an
-end-of-stream marker once the file is finished. Plain ``pa.ipc.open_stream(path)`` reads
-it; after a crash the file ends inside a message, and pyarrow then raises ``OSError`` or
-``ArrowInvalid`` there instead of ending the iteration -- :func:`read_stream_file` stops
-there quietly.
+(a dictionary message, then the record batch message, which carries the batch number as
+custom metadata ``labd.seq``), and an end-of-stream marker once the file is finished.
+Most streams' messages are exactly those of the ring slot; a frames segment holds each
+batch in the finalized schema (UTC timestamps, ``labd_seq``; its schema metadata has the
+live one), which these functions convert back (:mod:`labd.rings.ipc_segment`). Plain
+``pa.ipc.open_stream(path)`` reads either; after a crash the file ends inside a message,
+and pyarrow then raises ``OSError`` or ``ArrowInvalid`` there instead of ending the
+iteration -- :func:`read_stream_file` stops there quietly.
 
 Closed segments are finalized into Parquet or Arrow IPC files (:mod:`labd.rings.finalize`);
 :func:`read_stream_file` and :func:`read_stream_file_messages` read those too, giving the
@@ -23,22 +25,46 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from labd.rings.files import FINAL_SUFFIXES, batch_messages, read_finalized_file
+from labd.rings.files import (
+    FINAL_SUFFIXES,
+    IPC_FILE_MAGIC,
+    LIVE_SCHEMA_KEY,
+    batch_messages,
+    live_schema_of,
+    read_finalized_file,
+    to_live,
+)
 from labd.rings.layout import SEQ_METADATA_KEY
 
 
 def _batches(reader: pa.ipc.RecordBatchStreamReader) -> Iterator[tuple[int, pa.RecordBatch]]:
-    # The file's schema carries labd.* metadata; the ring's batches carry none.
-    strip = reader.schema.metadata is not None
+    """The complete batches of a stream as the ring held them."""
+    metadata = reader.schema.metadata or {}
+    live = live_schema_of(reader.schema) if LIVE_SCHEMA_KEY.encode() in metadata else None
     while True:
         try:
-            batch, metadata = reader.read_next_batch_with_custom_metadata()
+            batch, custom = reader.read_next_batch_with_custom_metadata()
         except StopIteration:
             return
         except (OSError, pa.ArrowInvalid):
             return  # a truncated last message: the writer died while writing it
-        seq = int(metadata[SEQ_METADATA_KEY]) if metadata and SEQ_METADATA_KEY in metadata else 0
-        yield seq, batch.replace_schema_metadata(None) if strip else batch
+        seq = int(custom[SEQ_METADATA_KEY]) if custom and SEQ_METADATA_KEY in custom else 0
+        if live is not None:  # a frames segment, in the finalized schema
+            yield seq, to_live(batch, live)
+        else:  # the file's schema carries labd.* metadata; the ring's batches carry none
+            yield seq, batch.replace_schema_metadata(None) if metadata else batch
+
+
+def _open(path: Path | str) -> tuple[pa.MemoryMappedFile, pa.ipc.RecordBatchStreamReader] | None:
+    """The file mapped, and a stream reader of it: from its start, or after the magic of
+    a frames segment that was being finished into an IPC file when its daemon died."""
+    source = pa.memory_map(str(path), "r")
+    if source.read(len(IPC_FILE_MAGIC)) != IPC_FILE_MAGIC:
+        source.seek(0)
+    try:
+        return source, pa.ipc.open_stream(source)
+    except (OSError, pa.ArrowInvalid):
+        return None
 
 
 def read_stream_file(path: Path | str) -> Iterator[tuple[int, pa.RecordBatch]]:
@@ -61,12 +87,10 @@ def open_stream_file(
 ) -> tuple[pa.Schema, Iterator[tuple[int, pa.RecordBatch]]] | None:
     """The schema of a ``.arrows`` file (with its labd.* metadata) and its complete
     batches, as :func:`read_stream_file`; None when not even the schema is complete."""
-    source = pa.memory_map(str(path), "r")
-    try:
-        reader = pa.ipc.open_stream(source)
-    except (OSError, pa.ArrowInvalid):
+    opened = _open(path)
+    if opened is None:
         return None
-    return reader.schema, _batches(reader)
+    return opened[1].schema, _batches(opened[1])
 
 
 def read_stream_file_messages(path: Path | str) -> Iterator[tuple[int, pa.RecordBatch, pa.Buffer]]:
@@ -75,19 +99,22 @@ def read_stream_file_messages(path: Path | str) -> Iterator[tuple[int, pa.Record
     The messages are the file's bytes of the batch -- its dictionaries, then the record
     batch carrying ``labd.seq`` -- as the ring slot held them: appended unchanged to an
     IPC stream of the same schema they make that batch again, with no re-serialising.
-    A finalized file has no stored messages: its batches are serialised again.
+    A finalized file, and a frames segment (finalized schema), have no stored messages:
+    their batches are serialised again.
     """
     if Path(path).suffix in FINAL_SUFFIXES:
         for seq, batch in read_finalized_file(path):
             yield seq, batch, batch_messages(seq, batch)
         return
-    source = pa.memory_map(str(path), "r")
-    whole = source.read_buffer()
-    source.seek(0)
-    try:
-        reader = pa.ipc.open_stream(source)
-    except (OSError, pa.ArrowInvalid):
+    opened = _open(path)
+    if opened is None:
         return
+    source, reader = opened
+    if LIVE_SCHEMA_KEY.encode() in (reader.schema.metadata or {}):  # not the ring's messages
+        for seq, batch in _batches(reader):
+            yield seq, batch, batch_messages(seq, batch)
+        return
+    whole = pa.memory_map(str(path), "r").read_buffer()
     # The stream reader reads messages only as each batch needs them (no read-ahead), so
     # the file position before and after a batch bounds exactly its messages.
     start = source.tell()
