@@ -135,7 +135,11 @@ class _Request:
     caller_timeout: float
     """The caller's own bound on the call (a ``timeout`` argument); 0: none."""
     guard: Guard | None
-    started: trio.Event = field(default_factory=trio.Event)
+    started: bool = False
+    waiting: trio.CancelScope = field(default_factory=trio.CancelScope)
+    """The caller's wait: its deadline bounds the wait in the queue, and the owner lifts it
+    when the call starts, so the caller sleeps once per call (woken by ``done``) instead of
+    twice (once on starting, once on the result)."""
     done: trio.Event = field(default_factory=trio.Event)
     result: outcome.Outcome[Any] | None = None
     caller_gone: bool = False
@@ -328,17 +332,21 @@ class _Owner:
                 f"{handle.name} is {self.state.value}{why}", self.state.value, self.reason
             )
         target = self.target_of(handle.channel)
-        try:
-            bound = _signature(type(target), method).bind(None, *args)
-        except TypeError as e:
-            raise InvalidRequest(f"{handle.name}.{method}: {e}") from None
+        signature, positional = _signature(type(target), method)
         timeout = self.spec.call_timeout_s if timeout is None else timeout
         caller_timeout = 0.0
-        if "timeout" in bound.signature.parameters:
-            bounded = _caller_timeout(handle.name, method, bound.arguments.get("timeout"))
-            # Unbounded, the wait gets the call timeout as its own bound.
-            caller_timeout = bound.arguments["timeout"] = timeout if bounded is None else bounded
-            args = bound.args[1:]
+        if len(args) != positional:  # else the common case, checked without binding
+            try:
+                bound = signature.bind(None, *args)
+            except TypeError as e:
+                raise InvalidRequest(f"{handle.name}.{method}: {e}") from None
+            if "timeout" in signature.parameters:
+                bounded = _caller_timeout(handle.name, method, bound.arguments.get("timeout"))
+                # Unbounded, the wait gets the call timeout as its own bound.
+                caller_timeout = bound.arguments["timeout"] = (
+                    timeout if bounded is None else bounded
+                )
+                args = bound.args[1:]
         request = _Request(
             handle.name,
             target,
@@ -356,16 +364,19 @@ class _Owner:
                 f"{handle.name} has {QUEUE_LIMIT} calls waiting; try later"
             ) from None
         try:
-            with trio.move_on_after(timeout):
-                await request.started.wait()
-            if not request.started.is_set():
-                # Waiting is not the driver's fault: the instrument stays ready.
-                request.caller_gone = True
-                raise InstrumentBusy(
-                    f"{handle.name}.{method} could not start within {timeout:g} s: "
-                    "other calls held the instrument; retry or pass a longer timeout"
-                )
-            await request.done.wait()
+            request.waiting.deadline = trio.current_time() + timeout
+            with request.waiting:
+                await request.done.wait()
+            if not request.done.is_set():
+                if not request.started:
+                    # Waiting is not the driver's fault: the instrument stays ready.
+                    request.caller_gone = True
+                    raise InstrumentBusy(
+                        f"{handle.name}.{method} could not start within {timeout:g} s: "
+                        "other calls held the instrument; retry or pass a longer timeout"
+                    )
+                # It started as the queue wait ran out; the run has its own budget.
+                await request.done.wait()
         except trio.Cancelled:
             request.caller_gone = True
             request.scope.cancel()
@@ -463,7 +474,8 @@ class _Owner:
         async for request in self._receive:
             if request.caller_gone:
                 continue
-            request.started.set()
+            request.started = True
+            request.waiting.deadline = math.inf
             self.set_state(State.BUSY, announce=False)
             fault = await self._execute(request)
             if fault is not None:
@@ -613,15 +625,29 @@ class _Owner:
                 await driver.close()  # type: ignore[attr-defined]
 
 
-_SIGNATURES: dict[tuple[type, str], inspect.Signature] = {}
+_SIGNATURES: dict[tuple[type, str], tuple[inspect.Signature, int | None]] = {}
 
 
-def _signature(cls: type, method: str) -> inspect.Signature:
-    # Checking arguments here turns a caller's mistake into InvalidRequest instead of a
-    # TypeError inside the driver (which would fault it). Cached: signature() is slow.
+def _signature(cls: type, method: str) -> tuple[inspect.Signature, int | None]:
+    """The method's signature, and its number of arguments when exactly that many
+    positional arguments, none named ``timeout``, is all it takes (None otherwise).
+
+    Checking arguments here turns a caller's mistake into InvalidRequest instead of a
+    TypeError inside the driver (which would fault it). Cached: signature() is slow, and
+    the count spares the common call ``bind()`` (a tenth of a call's cost through the
+    supervisor, bench/README.md "Supervisor").
+    """
     key = (cls, method)
     if key not in _SIGNATURES:
-        _SIGNATURES[key] = inspect.signature(getattr(cls, method))
+        signature = inspect.signature(getattr(cls, method))
+        params = list(signature.parameters.values())[1:]  # after self
+        simple = all(
+            p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+            and p.default is p.empty
+            and p.name != "timeout"
+            for p in params
+        )
+        _SIGNATURES[key] = signature, len(params) if simple else None
     return _SIGNATURES[key]
 
 
