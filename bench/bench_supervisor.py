@@ -20,6 +20,7 @@ from labd.config import InstrumentSpec, RestartPolicy
 from labd.supervisor import State, Supervisor
 
 CALLS = 5000
+CALLERS = 20
 RESTARTS = 50
 
 
@@ -45,8 +46,8 @@ async def direct_reopen_s() -> list[float]:
 
 
 async def supervised(
-    task_status: trio.TaskStatus[tuple[float, list[float]]] = trio.TASK_STATUS_IGNORED,
-) -> tuple[float, list[float]]:
+    task_status: trio.TaskStatus[tuple[float, float, list[float]]] = trio.TASK_STATUS_IGNORED,
+) -> tuple[float, float, list[float]]:
     policy = RestartPolicy(
         max_restarts=RESTARTS + 1, window_s=1, backoff_initial_s=0.0, backoff_max_s=0.0
     )
@@ -58,6 +59,19 @@ async def supervised(
         for _ in range(CALLS):
             await handle.call("position")
         per_call = (time.perf_counter() - t0) / CALLS
+        done = 0
+
+        async def caller() -> None:
+            nonlocal done
+            for _ in range(CALLS // CALLERS):
+                await handle.call("position")
+                done += 1
+
+        t0 = time.perf_counter()
+        async with trio.open_nursery() as callers:
+            for _ in range(CALLERS):
+                callers.start_soon(caller)
+        rate = done / (time.perf_counter() - t0)
         restarts = []
         for _ in range(RESTARTS):
             await handle.call("inject_fault", "raise")
@@ -68,16 +82,21 @@ async def supervised(
                 await trio.sleep(0)
             restarts.append(time.perf_counter() - t0)
         nursery.cancel_scope.cancel()
-    return per_call, restarts
+    return per_call, rate, restarts
 
 
 async def main() -> None:
     floor_call = await direct_call_s()
     floor_reopen = statistics.median(await direct_reopen_s())
-    per_call, restarts = await supervised()
+    per_call, rate, restarts = await supervised()
     med = statistics.median(restarts)
     print(
         f"call through supervisor: {per_call * 1e6:8.1f} µs  (direct driver call {floor_call * 1e6:.1f} µs; ratio {per_call / floor_call:.1f}×)"
+    )
+    print(
+        f"calls/s to one instrument, {CALLERS} callers: {rate:8.0f}"
+        f"  ({1 / floor_call:.0f}/s calling the driver directly; ratio {rate * floor_call:.2f}×;"
+        " target ≥ 10k/s)"
     )
     print(
         f"restart fault→ready:     {med * 1e3:8.2f} ms median, {max(restarts) * 1e3:.2f} ms max over {RESTARTS}"
