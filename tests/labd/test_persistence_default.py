@@ -16,8 +16,11 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from labd.client import connect_blocking
 from labd.client.replay import DataInfo
+from labd.config import default_data_dir, parse_config
 from labd.launcher import DaemonProcess, spawn_daemon
 from labd.rings import closed_files
 from labd.rings.files import part_number
@@ -43,7 +46,8 @@ spot_y = 128
 
 REMOVED = re.compile(
     r"retention: removed (\S+) \(([\d.]+ [KMG]?i?B), the oldest closed file\): the data"
-    r" directory held [\d.]+ [KMG]?i?B, over its quota of 8\.0 MiB$"
+    r" directory held [\d.]+ [KMG]?i?B, over its quota of 8\.0 MiB$",
+    re.MULTILINE,
 )
 
 
@@ -147,6 +151,29 @@ def test_the_quota_removes_the_oldest_closed_files_first(tmp_path: Path, data_ho
         assert numbers == sorted(numbers) and max(numbers) < min(left), (numbers, left)
 
 
+def removed_runs(log: str) -> set[str]:
+    """The runs whose files a daemon's log says it removed."""
+    return {Path(m.group(1)).parent.name for m in REMOVED.finditer(log)}
+
+
+def test_daemons_sharing_a_data_dir_never_remove_each_others_live_run(tmp_path: Path) -> None:
+    config = lab(tmp_path, f'data_dir = "{tmp_path / "shared"}"\ndisk_quota = "8 MiB"')
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+    with (
+        spawn_daemon(config, workdir=tmp_path / "a") as a,
+        spawn_daemon(config, workdir=tmp_path / "b") as b,
+    ):
+        runs = {data_info(a).run_id: a, data_info(b).run_id: b}
+        deadline = time.monotonic() + 90
+        while not all(f"/{run}/part-" in d.log_text() for run, d in runs.items()):
+            assert time.monotonic() < deadline, a.log_text() + b.log_text()
+            time.sleep(0.5)
+        logs = {run: d.log_text() for run, d in runs.items()}
+    for run, log in logs.items():
+        assert removed_runs(log) == {run}, log  # its own closed files, never the other's
+
+
 def serve(tmp_path: Path, config: str, *args: str, **env: str) -> list[str]:
     """``labd serve`` refusing to start: exit status 2 and its error lines."""
     path = tmp_path / "bad.toml"
@@ -190,3 +217,17 @@ def test_bad_persistence_settings_are_one_line_with_what_to_do(tmp_path: Path) -
     (line,) = serve(tmp_path, stage, XDG_DATA_HOME=str(tmp_path / "a-file"))
     assert line.startswith("labd serve: cannot persist to the default data directory: ")
     assert "--data-dir PATH" in line and "--no-persist" in line
+
+
+def test_config_values_of_persistence(
+    tmp_path: Path, data_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stage = '[instruments.stage]\ndriver = "sim.stage"\n'
+    assert parse_config(stage).data_dir == data_home / "labd"
+    assert parse_config(stage).disk_quota_bytes is None  # retention's default: 10% of the disk
+    assert parse_config("[daemon]\npersist = false\n" + stage).data_dir is None
+    quota = parse_config('[daemon]\ndisk_quota = "1.5 GiB"\n' + stage).disk_quota_bytes
+    assert quota == 3 << 29
+    assert parse_config("[daemon]\ndisk_quota = 20\n" + stage).disk_quota_bytes == 20 << 30
+    monkeypatch.setenv("XDG_DATA_HOME", "relative/dir")  # the XDG spec says: ignore it
+    assert default_data_dir() == Path.home() / ".local" / "share" / "labd"
