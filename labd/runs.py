@@ -315,19 +315,20 @@ def versions(drivers: set[str]) -> dict[str, str]:
 
 
 def _driver_version(name: str) -> str:
-    from drivers.registry import driver_class
+    """Built-in drivers ship with labd; an installed one is its package's; a
+    ``module:Class`` its package's if it has one, else its module's ``__version__``."""
+    from drivers.registry import DRIVERS, installed_drivers
 
-    try:
-        module = driver_class(name).__module__
-    except Exception as e:  # the supervisor reports a broken driver; here it is a note
-        return f"unknown ({e})"
-    own = getattr(sys.modules.get(module), "__version__", None)
-    top = module.split(".")[0]
-    packages = importlib.metadata.packages_distributions().get(top, [])
+    if name in DRIVERS:
+        return f"labd {labd_version()}"
+    for entry in installed_drivers():
+        if entry.name == name and not entry.shadowed and entry.package:
+            return entry.package
+    module = name.split(":")[0]
+    packages = importlib.metadata.packages_distributions().get(module.split(".")[0], [])
     if packages:
-        dist = packages[0]
-        found = f"{dist} {importlib.metadata.version(dist)}"
-        return f"{found} ({module} {own})" if own else found
+        return f"{packages[0]} {importlib.metadata.version(packages[0])}"
+    own = getattr(sys.modules.get(module), "__version__", None)
     return f"{module} {own}" if own else f"{module} (no package version)"
 
 

@@ -77,13 +77,15 @@ def show_runs(summaries: list[RunSummary]) -> None:
         print("no runs recorded yet (a script run, or `with lab.run(...)` in Python, makes one)")
         return
     table = Table()
-    for column in ("id", "name", "who", "start (UTC)", "duration", "outcome", "script"):
+    table.add_column("id", no_wrap=True)  # copied into `labd export`: never cut
+    for column in ("name", "who", "start (UTC)", "duration", "outcome", "script"):
         table.add_column(column)
     for s in summaries:
         start = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(s.started))
         duration = "-" if s.ended is None else f"{s.ended - s.started:.1f} s"
         table.add_row(s.id, s.name, s.who, start, duration, s.outcome, s.script or "-")
-    Console().print(table)
+    # Piped (grep, a script): whole rows, as `labd get` does.
+    Console(width=None if sys.stdout.isatty() else 200).print(table)
 
 
 def export(args: argparse.Namespace) -> int:

@@ -413,7 +413,9 @@ class Run:
         self.id = str((await self._link.call(self._cap.id)).id)
         return self
 
-    async def __aexit__(self, exc_type: type[BaseException] | None, exc: object, tb: object) -> None:
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: object, tb: object
+    ) -> None:
         outcome, error = (SUCCEEDED, "") if exc_type is None else (FAILED, _describe(exc))
         cap, self._cap = self._cap, None
         if cap is None:

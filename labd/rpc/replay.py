@@ -34,8 +34,16 @@ from labd.contract import schema
 from labd.contract.errors import wire_errors
 from labd.contract.runs import RunRecord
 from labd.errors import UnknownStream
-from labd.rings import Persister, RawBatch, RingReader, RingSet, read_stream_file, replay_raw
-from labd.rings import persisted_files, stream_directory
+from labd.rings import (
+    Persister,
+    RawBatch,
+    RingReader,
+    RingSet,
+    persisted_files,
+    read_stream_file,
+    replay_raw,
+    stream_directory,
+)
 from labd.rings.layout import EOS_MARKER
 from labd.rpc import trim
 
