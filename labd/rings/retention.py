@@ -108,14 +108,20 @@ class Retention:
         self.data_dir = Path(data_dir)
         self.run_id = run_id
         self._access = access or FileAccess()
-        self._access.make_dirs(self.data_dir / LIVE_DIR)
         self.quota = default_quota(self.data_dir) if quota is None else quota
         self.used = 0
         """What the data directory held at the last sweep (bytes on disk)."""
         self._over = False  # said once that nothing more could be removed
         self._lock_path = self.data_dir / LIVE_DIR / f"{run_id}.lock"
-        self._lock_fd: int | None = self._access.create_file(self._lock_path, os.O_WRONLY)
+        self._lock_fd: int | None = self._create_lock()
         fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
+
+    def _create_lock(self) -> int:
+        for _ in range(3):  # another daemon may remove the empty directory meanwhile
+            self._access.make_dirs(self._lock_path.parent)
+            with contextlib.suppress(FileNotFoundError):
+                return self._access.create_file(self._lock_path, os.O_WRONLY)
+        return self._access.create_file(self._lock_path, os.O_WRONLY)
 
     def close(self) -> None:
         """Release this run: other daemons' retention may now remove its files."""
@@ -123,6 +129,8 @@ class Retention:
             self._lock_path.unlink(missing_ok=True)
             os.close(self._lock_fd)
             self._lock_fd = None
+            with contextlib.suppress(OSError):  # not empty: other daemons run
+                self._lock_path.parent.rmdir()
 
     def __enter__(self) -> Retention:
         return self
@@ -148,7 +156,7 @@ class Retention:
     def live_runs(self) -> set[str]:
         """The runs other live daemons hold; lock files of daemons that are gone are removed."""
         live = set()
-        with os.scandir(self.data_dir / LIVE_DIR) as entries:
+        with os.scandir(self._lock_path.parent) as entries:
             for entry in entries:
                 run, suffix = os.path.splitext(entry.name)
                 if suffix != ".lock" or run == self.run_id:

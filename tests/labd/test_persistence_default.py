@@ -124,7 +124,10 @@ def test_the_quota_removes_the_oldest_closed_files_first(tmp_path: Path, data_ho
     # A first run leaves 10+ MiB of closed files.
     with spawn_daemon(lab(tmp_path), workdir=tmp_path / "run1") as daemon:
         first = data_info(daemon).run_id
-        time.sleep(4)
+        deadline = time.monotonic() + 60
+        while sum(p.bytes for p in data_info(daemon).persisted) < 10 << 20:
+            assert time.monotonic() < deadline, daemon.log_text()
+            time.sleep(0.2)
     before = closed_files(data)
     assert sum(p.stat().st_blocks * 512 for p in before) > 8 << 20
     # The second keeps the directory within 8 MiB: segments rotate at 512 KiB.
