@@ -32,7 +32,11 @@ def test_wat_scan_finds_the_peak_and_publishes_results() -> None:
     trio.run(main)
     (batch,) = published
     assert batch.schema.equals(RESULT_SCHEMA)
-    assert batch.column("name").to_pylist() == ["peak_position", "peak_power", "spot_x_at_peak"]
+    named = batch.filter(batch.column("row").is_null())
+    assert named.column("name").to_pylist() == ["peak_position", "peak_power", "spot_x_at_peak"]
+    rows = batch.filter(batch.column("row").is_valid())  # the table, a row per point
+    assert rows.column("name").to_pylist() == ["position", "power", "spot_x"] * 41
+    assert rows.column("row").to_pylist() == [i for i in range(41) for _ in range(3)]
     assert set(batch.column("script").to_pylist()) == {"scan"}
 
 
