@@ -16,8 +16,11 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import duckdb
 import h5py
 import numpy as np
+import pandas as pd
+import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -67,7 +70,7 @@ RUN_ID = re.compile(r"^\d{8}T\d{6}-[0-9a-f]{8}$")
 
 
 def write_config(root: Path) -> Path:
-    root.mkdir(parents=True, exist_ok=True)
+    (root / "data").mkdir(parents=True, exist_ok=True)
     config = root / "lab.toml"
     config.write_text(LAB.format(data_dir=root / "data"))
     return config
@@ -266,6 +269,27 @@ def test_labd_runs_lists_client_and_script_runs(
     shown = labd(daemon, "runs", record.id)
     assert shown.returncode == 0, shown.stderr
     assert RunRecord.from_json(json.dumps(json.loads(shown.stdout))) == record
+
+
+def test_the_records_on_disk_read_as_json_lines(
+    daemon: DaemonProcess,
+    client_run: tuple[RunRecord, float, float],
+    script_run: tuple[RunRecord, ScriptInfo, int],
+) -> None:
+    record, _, _ = client_run
+    scripted, info, _ = script_run
+    runs = daemon.socket.parent.parent / "data" / "_runs"
+    files = sorted(runs.glob("*.json"))
+    assert runs / f"{record.id}.json" in files and runs / f"{scripted.id}.json" in files
+    rows = duckdb.sql(
+        f"select id, name, outcome, script.sha256 from read_json('{runs}/*.json') order by id"
+    ).fetchall()
+    assert (record.id, "focus scan", "succeeded", None) in rows
+    assert (scripted.id, scripted.name, "succeeded", info.sha256) in rows
+    frame = pl.scan_ndjson(f"{runs}/*.json").select("id", "who").collect()
+    assert frame.height == len(files)
+    table = pd.concat(pd.read_json(path, lines=True) for path in files)
+    assert set(table["id"]) >= {record.id, scripted.id}
 
 
 def test_export_round_trips_a_run_to_parquet_and_hdf5(
