@@ -108,6 +108,7 @@ class Retention:
         self.data_dir = Path(data_dir)
         self.run_id = run_id
         self._access = access or FileAccess()
+        self._access.make_dirs(self.data_dir)
         self.quota = default_quota(self.data_dir) if quota is None else quota
         self.used = 0
         """What the data directory held at the last sweep (bytes on disk)."""
