@@ -416,3 +416,18 @@ def test_a_daemon_killed_mid_run_leaves_it_interrupted(tmp_path: Path) -> None:
     assert RunRecord.from_json(stored.read_text()).outcome == "interrupted"
     assert readings.num_rows > 0
     assert math.isfinite(readings.column("timestamp").to_numpy().min())
+
+
+def test_without_persistence_runs_are_kept_in_memory(tmp_path: Path) -> None:
+    config = write_config(tmp_path)
+    with (
+        spawn_daemon(config, "--no-persist", workdir=tmp_path) as process,
+        connect_blocking(process.address) as lab,
+    ):
+        with lab.run("volatile", sample="C3") as run:
+            time.sleep(0.5)
+        record = lab.get_run(run.id)
+        assert [r.id for r in lab.runs()] == [run.id]
+        assert lab.replay_run(run.id, "meter/reading").num_rows > 0  # from the ring
+    assert record.outcome == "succeeded" and record.daemon["data_dir"] == ""
+    assert not (tmp_path / "data" / "_runs").exists()
