@@ -5,9 +5,10 @@
   for frames);
 * write-to-visible latency in another process (median, p99), against a bare futex
   wake-up between the same two processes;
-* the persister flat out (1 GiB of 8 MiB frames, all in the ring at once) as a ratio to
-  the disk's floor in the same directory, the better of dd-like buffered writes with
-  fdatasync and O_DIRECT writes of the same chunks, rounds alternating (target >= 0.9x);
+* the persister flat out (512 MiB of 8 MiB frames, always more waiting in the ring) as a
+  ratio to the disk's floor in the same directory, the better of dd-like buffered writes
+  with fdatasync and O_DIRECT writes of the same chunks (the mean of one before and one
+  after), in rounds (target >= 0.9x);
 * whether it keeps up with 100 frames/s of 8 MiB for 10 s (target: zero lost), or, on a
   disk slower than 1.1x that, with the floor / 1.1;
 * the cost of finalizing the persister's 1 GiB frames segment in place, against a synced
@@ -18,7 +19,7 @@
   copy of the same file (copy + fdatasync), and what the other formats would cost for
   frames (Parquet, IPC with zstd).
 
-Run: .venv/bin/python bench/bench_rings.py [--seconds 10] [--rounds 3] [--data-dir DIR]
+Run: .venv/bin/python bench/bench_rings.py [--seconds 10] [--rounds 5] [--data-dir DIR]
 [--only finalize|persister]
 """
 
@@ -230,23 +231,38 @@ def frames_ring(rings: RingSet, name: str, batch: pa.RecordBatch, rate: float, r
 
 
 def persister_flat_out(rings: RingSet, data_dir: Path, name: str, n: int) -> tuple[float, Path]:
-    """Bytes/s of the persister writing ``n`` frames that are all in the ring at once
-    (appended in well under a second), timed to the end of ``close`` (data synced); and
-    the closed segment, left unfinalized."""
+    """Bytes/s of the persister writing ``n`` frames with always more waiting in the ring
+    (the producer keeps it 8 frames short of a lap), timed to the end of ``close`` (the
+    data synced); and the closed segment, left unfinalized. A first lap of the ring, not
+    timed, warms the persister's mapping of it, as in any acquisition past its first
+    seconds (a slot's first read costs a page fault per 4 KiB)."""
     batch = frame(1)
-    ring = frames_ring(rings, name, batch, n, 1.0)
+    slots = 64
+    ring = frames_ring(rings, name, batch, slots, 1.0)
+    assert ring.layout.slot_count == slots
     p = Persister(data_dir, name.replace("/", "-"), finalize=False, rotate_bytes=1 << 40)
     p.follow(ring)
+
+    def persisted() -> int:
+        return p.status()[0].batches
+
+    for seq in range(1, slots + 1):
+        ring.append(seq, batch)
+    while persisted() < slots:
+        time.sleep(0.001)
+    warm = p.status()[0].bytes
     t0 = time.perf_counter()
-    for seq in range(1, n + 1):
+    for seq in range(slots + 1, slots + n + 1):
+        while seq - persisted() >= slots - 8:
+            time.sleep(0.0005)
         ring.append(seq, batch)
     p.close()
     elapsed = time.perf_counter() - t0
     (status,) = p.status()
-    assert status.lost == 0 and status.batches == n, status
+    assert status.lost == 0 and status.batches == slots + n, status
     ring.close()
     (segment,) = persisted_files(p.stream_directory(name))
-    return status.bytes / elapsed, segment
+    return (status.bytes - warm) / elapsed, segment
 
 
 def persister(rings: RingSet, data_dir: Path, seconds: float, rate: float):
@@ -297,24 +313,28 @@ def persister_figures(rings: RingSet, data_dir: Path, seconds: float, rounds: in
     """The persister flat out against the disk's floor, rounds alternating; losses at
     100 frames/s (or at the floor / 1.1); finalizing a frames segment; the stop."""
     chunk = np.frombuffer(frame(1).column("pixels").buffers()[2], np.uint8).copy()
-    n = 128  # 1 GiB of frames
+    n = 64  # 512 MiB of frames per round
     total = n * chunk.size
     floors, ratios, speeds = [], [], []
     segment = None
     for r in range(rounds):
-        dd = dd_floor(data_dir, chunk, total)
-        direct = direct_floor(data_dir, chunk, total)
+        # The disk's rate moves by 2-4x within seconds on a shared VM: the persister is
+        # measured between two floors, and compared with their mean.
+        before = direct_floor(data_dir, chunk, total)
         if segment is not None:
             shutil.rmtree(segment.parent.parent.parent.parent, ignore_errors=True)
         speed, segment = persister_flat_out(rings, data_dir / f"flat{r}", f"bench/flat{r}", n)
-        floor = max(dd, direct)
+        after = direct_floor(data_dir, chunk, total)
+        dd = dd_floor(data_dir, chunk, total // 2)
+        floor = max((before + after) / 2, dd)
         floors.append(floor)
         speeds.append(speed)
         ratios.append(speed / floor)
         print(
-            f"round {r + 1}: disk floor {floor / 1e6:.0f} MB/s (dd-like buffered + fdatasync "
-            f"{dd / 1e6:.0f}, O_DIRECT {direct / 1e6:.0f}); persister flat out, 1 GiB of "
-            f"8 MiB frames: {speed / 1e6:.0f} MB/s: ratio {speed / floor:.2f}x (target >= 0.9x)"
+            f"round {r + 1}: disk floor {floor / 1e6:.0f} MB/s (O_DIRECT before/after "
+            f"{before / 1e6:.0f}/{after / 1e6:.0f}, dd-like buffered + fdatasync "
+            f"{dd / 1e6:.0f}); persister flat out, 512 MiB of 8 MiB frames after a lap of "
+            f"the ring: {speed / 1e6:.0f} MB/s: ratio {speed / floor:.2f}x (target >= 0.9x)"
         )
     print(
         f"persister / disk floor over {rounds} rounds: {min(ratios):.2f}-{max(ratios):.2f}x "
@@ -483,7 +503,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--data-dir", type=Path, default=None, help="where the persister writes")
-    ap.add_argument("--rounds", type=int, default=3, help="persister rounds against the floor")
+    ap.add_argument("--rounds", type=int, default=5, help="persister rounds against the floor")
     ap.add_argument(
         "--only", choices=["finalize", "persister"], help="run only these figures (and no rings)"
     )

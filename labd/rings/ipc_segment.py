@@ -155,8 +155,8 @@ def finish(path: Path) -> Finished | None:
     """Make the in-place segment ``path`` an Arrow IPC file, up to its last complete
     batch; None when it holds no complete batch (nothing is written then).
 
-    Safe to repeat after a crash at any point: the footer goes after the last complete
-    batch first (the file is still a stream ending there), the magic last.
+    Safe to repeat after a crash at any point: the batches are not moved, and whether
+    the magic or the footer reached the disk, the stream after the magic is read again.
     """
     source = pa.memory_map(str(path), "r")
     try:
@@ -190,7 +190,8 @@ def finish(path: Path) -> Finished | None:
         return None
     ends = {F.FIRST_SEQ_KEY: str(seqs[0]), F.LAST_SEQ_KEY: str(seqs[-1])}
     ends[F.BATCHES_KEY] = str(len(blocks))
-    final = schema.with_metadata({**(schema.metadata or {}), **ends})
+    metadata = {k.decode(): v.decode() for k, v in (schema.metadata or {}).items()}
+    final = schema.with_metadata({**metadata, **ends})
     message = final.serialize().to_pybytes()
     magic_and_schema = F.IPC_FILE_MAGIC + _padded(message, first_batch - len(F.IPC_FILE_MAGIC))
     footer = _footer(message, blocks)
@@ -199,7 +200,6 @@ def finish(path: Path) -> Finished | None:
     try:
         _pwrite_all(fd, tail, pos)
         os.ftruncate(fd, pos + len(tail))  # a torn last batch goes
-        os.fdatasync(fd)
         _pwrite_all(fd, magic_and_schema, 0)
         os.fdatasync(fd)
         os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)

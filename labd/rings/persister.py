@@ -20,11 +20,12 @@ it from one left behind. Files and the directories made for them are private to 
 daemon's user unless a group was given (:mod:`labd.rings.access`).
 
 Streams of large batches (frames) are written with ``O_DIRECT``: whole 4 KiB blocks
-straight from the buffer to the disk, the last partial block through the page cache (so
-the file is always complete to its last batch, which a SIGKILL does not lose), and
-rewritten whole with the next batch. On a machine whose other jobs fill the page cache
-with dirty data, buffered writes stall with theirs; direct writes keep the disk's own
-rate (bench/README.md, "Persister"). Streams of small batches, and file systems without
+straight from the buffer to the disk, the last one padded with zeros and rewritten whole
+with the next batch, so the file is complete to its last batch (which a SIGKILL does not
+lose) and then holds at most a block of zeros, which stream readers take for the end. On
+a machine whose other jobs fill the page cache with dirty data, every buffered write
+(even of a few bytes) is throttled with theirs; direct writes keep the disk's own rate
+(bench/README.md, "Persister"). Streams of small batches, and file systems without
 ``O_DIRECT``, write through the page cache with ``fdatasync`` every few tens of MiB plus
 ``posix_fadvise(DONTNEED)`` on what was synced, so dirty pages never pile up. A full
 disk or an unwritable directory is logged once with what to do, shown in
@@ -250,8 +251,8 @@ class _StreamPersister:
     def _write_loop(self) -> None:
         while (write := self._writes.get()) is not None:
             try:
-                if self._failed:
-                    self._lose(f"batch {write.seq} was not written after a disk error")
+                if self._failed:  # dropped: the copying thread goes on from the error
+                    self._update(lost=1)
                 else:
                     self._write(write)
             except OSError as exc:
@@ -270,11 +271,14 @@ class _StreamPersister:
         assert self._fd is not None
         view = memoryview(write.buffer)
         try:
-            direct = 0
             if self._direct_fd is not None:
-                direct = (write.length // BLOCK) * BLOCK
-                _pwrite_all(self._direct_fd, view[:direct], write.offset)
-            _pwrite_all(self._fd, view[direct : write.length], write.offset + direct)
+                # Whole blocks: the last one ends in zeros, which readers of the stream
+                # take for its end (a zero length) until the next batch overwrites them.
+                padded = _round_up(write.length)
+                view[write.length : padded] = bytes(padded - write.length)
+                _pwrite_all(self._direct_fd, view[:padded], write.offset)
+            else:
+                _pwrite_all(self._fd, view[: write.length], write.offset)
         finally:
             view.release()
         end = write.offset + write.length

@@ -124,13 +124,22 @@ def read_stream_file_messages(path: Path | str) -> Iterator[tuple[int, pa.Record
         start = end
 
 
+_CONTINUATION = b"\xff\xff\xff\xff"
+_ZEROS = bytes(4)
+
+
 class _GrowingFile(io.RawIOBase):
-    """A file whose reads wait for the writer: exact-length reads, EOF after idling."""
+    """A file whose reads wait for the writer: exact-length reads, EOF after idling.
+
+    Where a message should start, zeros are the padding of a frames segment's last disk
+    block (:mod:`labd.rings.persister`), not yet overwritten by the next batch: waited
+    for like the end of the file (the persister's own end marker has its continuation)."""
 
     def __init__(self, path: Path, poll_s: float, idle_timeout_s: float | None) -> None:
         self._f = path.open("rb", buffering=0)
         self._poll_s = poll_s
         self._idle_timeout_s = idle_timeout_s
+        self._last = b""
 
     def readable(self) -> bool:
         return True
@@ -142,7 +151,11 @@ class _GrowingFile(io.RawIOBase):
         missing = size
         idle_since = time.monotonic()
         while missing:
+            at = self._f.tell()
             chunk = self._f.read(missing)
+            if size == 4 and chunk == _ZEROS and self._last != _CONTINUATION:
+                self._f.seek(at)  # padding: the next batch will be written here
+                chunk = b""
             if chunk:
                 parts.append(chunk)
                 missing -= len(chunk)
@@ -152,7 +165,9 @@ class _GrowingFile(io.RawIOBase):
             if self._idle_timeout_s is not None and idle >= self._idle_timeout_s:
                 break
             time.sleep(self._poll_s)
-        return b"".join(parts)
+        data = b"".join(parts)
+        self._last = data
+        return data
 
     def close(self) -> None:
         self._f.close()

@@ -10,6 +10,8 @@ import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import pandas as pd
+import polars as pl
 import pyarrow as pa
 import pytest
 
@@ -18,9 +20,12 @@ from labd.rings import (
     Persister,
     RingReader,
     RingSet,
+    finalize_segment,
     persisted_files,
     read_stream_file,
 )
+from labd.rings.ipc_segment import finish
+from labd.rings.writer import RingWriter
 from tests.labd.rings.batches import check_reading_batch, frame_batch, reading_batch
 from tests.labd.rings.conftest import REPO, start_writer, wait_for_output
 
@@ -203,3 +208,79 @@ def test_an_unwritable_directory_is_reported_and_acquisition_goes_on(
         with RingReader(ring.path) as reader:
             assert reader.write_seq == 10
     assert os.listdir(tmp_path) == ["file"]
+
+
+def big_frames_ring(rings: RingSet, shape: tuple[int, int]) -> RingWriter:
+    return rings.open_stream(
+        "camera/frames",
+        FRAME_SCHEMA,
+        "frames",
+        expected_batch_bytes=shape[0] * shape[1] * 2 + 4096,
+        batches_per_second=10,
+        retention_s=2,
+    )
+
+
+def test_frames_are_written_with_o_direct_and_finished_into_an_ipc_file_in_place(
+    ring_root: Path, tmp_path: Path
+) -> None:
+    # 1 MiB and more per batch: O_DIRECT, and a frame that ends inside a disk block.
+    shape = (701, 513)
+    with RingSet("lab", root=ring_root, max_bytes=64 << 20) as rings:
+        ring = big_frames_ring(rings, shape)
+        persister = Persister(tmp_path, "run1")
+        persister.follow(ring)
+        ring_batches = []
+        for seq in range(1, 13):
+            ring.append(seq, frame_batch(seq, shape))
+            with RingReader(ring.path) as reader:
+                ring_batches.append(reader.get(seq).copy())
+        live = persister.status()[0].file
+        assert live is not None and live.name == "_part-000001.arrows"
+        persister.close()
+        (status,) = persister.status()
+    assert (status.batches, status.lost, status.error) == (12, 0, None)
+    assert persister.finalizer is not None and not persister.finalizer.errors
+    (done,) = persister.finalizer.finalized
+    assert done.path == live.with_name("part-000001.arrow") and done.batches == 12
+    assert [f.name for f in persisted_files(live.parent)] == ["part-000001.arrow"]
+    # A valid Arrow IPC file: magic, then a stream (schema, batches, end), then the footer.
+    reader = pa.ipc.open_file(str(done.path))
+    assert reader.num_record_batches == 12
+    assert reader.schema.field("timestamp").type == pa.timestamp("ns", tz="UTC")
+    assert reader.schema.metadata[b"labd.last_seq"] == b"12"
+    table = reader.read_all()
+    assert table.column("labd_seq").to_pylist() == list(range(1, 13))
+    source = pa.memory_map(str(done.path))
+    source.seek(8)
+    assert pa.ipc.open_stream(source).read_all().equals(table)
+    assert pd.read_feather(done.path).shape == (12, 10)
+    assert pl.scan_ipc(done.path).select(pl.len()).collect().item() == 12
+    # The batches as the ring had them, frames as zero-copy views of the file.
+    persisted = list(read_stream_file(done.path))
+    assert [s for s, _ in persisted] == list(range(1, 13))
+    for (seq, batch), in_ring in zip(persisted, ring_batches, strict=True):
+        assert batch.equals(in_ring)
+        assert (frame_from_batch(batch).data == seq).all()
+
+
+def test_a_frames_segment_finished_but_not_renamed_is_read_and_finalized_again(
+    ring_root: Path, tmp_path: Path
+) -> None:
+    with RingSet("lab", root=ring_root, max_bytes=16 << 20) as rings:
+        ring = big_frames_ring(rings, (64, 64))
+        persister = Persister(tmp_path, "run1", finalize=False)
+        persister.follow(ring)
+        for seq in range(1, 6):
+            ring.append(seq, frame_batch(seq))
+        persister.close()
+    (segment,) = persisted_files(persister.stream_directory("camera/frames"))
+    before = list(read_stream_file(segment))
+    finished = finish(segment)  # a daemon killed between the footer and the rename
+    assert finished is not None and finished.batches == 5
+    assert segment.read_bytes()[:6] == b"ARROW1"
+    assert list(read_stream_file(segment)) == before
+    done = finalize_segment(segment)
+    assert done is not None and done.path is not None and done.batches == 5
+    assert list(read_stream_file(done.path)) == before
+    assert [s for s, _ in before] == list(range(1, 6))
