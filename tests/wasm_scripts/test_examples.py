@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import trio
 
-from labd.scripting import Grants
+from labd.scripting import Grants, RunLimits, ScriptFailed
 from tests.labd.scripting.simlab import (
     PEAK_MM,
     RASTER_GRANTS,
@@ -75,6 +75,30 @@ def test_sweep_warms_the_sample(source: Path) -> None:
             assert (await lab["psu"].voltage_setpoint()) == 0
             assert not await lab["psu"].is_on()
             assert any(line.text.endswith("supply off") for line in run.log)
+
+    trio.run(main)
+
+
+@pytest.mark.parametrize("source", SWEEPS, ids=lambda p: p.parent.name)
+def test_sweep_stopped_by_its_deadline_still_switches_the_supply_off(source: Path) -> None:
+    # Its cleanup runs in the instance run() left mid-way (a Go runtime mid-sleep too).
+    binary = build.build(source).read_bytes()
+
+    async def main() -> None:
+        async with sim_lab() as lab, script_engine(lab) as engine:
+            await engine.store.upload("sweep", binary)
+            run = engine.start(
+                "sweep",
+                grants=SWEEP_GRANTS,
+                args={"volts_max": "6", "settle_ms": "300"},
+                limits=RunLimits(deadline_s=0.5),
+            )
+            with pytest.raises(ScriptFailed, match="deadline"):
+                await run.wait()
+            text = [line.text for line in run.log]
+            assert "supply off" in text
+            assert any(t.startswith("[labd] cleanup after deadline ran (") for t in text), text
+            assert not await lab["psu"].is_on()
 
     trio.run(main)
 

@@ -62,7 +62,9 @@ func sweep() error {
 func run() int32 { return labd.Status(sweep()) }
 
 // cleanup is called after run however it ended (an error, a trap, the deadline, a
-// cancel): a deferred call would not run when the deadline stops the script.
+// cancel): a deferred call would not run when the deadline stops the script. After a
+// trap the Go runtime may be in the middle of anything, so this makes labd calls only:
+// no fmt, no allocation, no goroutines (docs/scripting.md, "How a run ends").
 //
 //go:wasmexport cleanup
 func cleanup() {
@@ -72,7 +74,7 @@ func cleanup() {
 	if output, err := labd.OpenSwitchable("psu"); err == nil {
 		output.SetOn(false)
 	}
-	fmt.Println("supply off")
+	labd.Log(labd.LevelInfo, "supply off")
 }
 
 func main() {} // a reactor: labd calls run, never main
