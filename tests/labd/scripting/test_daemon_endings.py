@@ -132,19 +132,28 @@ def test_a_scan_is_a_table_for_the_clients_and_labd_run(daemon: LabdProcess) -> 
         assert list(frame.columns) == ["position", "power", "spot_x"]
         expected = [2, 2 + 2 / 3, 2 + 4 / 3, 4]
         assert frame["position"].tolist() == pytest.approx(expected, abs=0.01)
+        # the same rows are on the results stream (rings, files, replay) in long format
+        info = run.info()
+        assert info.ended_at is not None and info.started_at is not None
+        results = lab.replay("scripts/results", info.started_at, info.ended_at + 1).to_pandas()
+        mine = results[(results["run"] == info.id) & results["row"].notna()]
+        pivot = mine.pivot(index="row", columns="name", values="value")
+        assert pivot["position"].tolist() == frame["position"].tolist()
 
 
 @pytest.mark.parametrize(
     ("table", "message"),
     [
-        ('outptu = false', "safe_state.outptu: this instrument has no parameter 'outptu'"),
+        ("outptu = false", "safe_state.outptu: this instrument has no parameter 'outptu'"),
         ('voltage = "3 A"', "safe_state.voltage: voltage: '3 A' is a current"),
         ('output = "maybe"', "safe_state.output: output: expected true or false"),
-        ('position = 0', "safe_state.position: position needs an instrument that is Movable"),
+        ("position = 0", "safe_state.position: position needs an instrument that is Movable"),
     ],
 )
 def test_a_bad_safe_state_is_one_line_naming_file_and_key(table: str, message: str) -> None:
-    text = f'[instruments.psu]\ndriver = "sim.power_supply"\n[instruments.psu.safe_state]\n{table}\n'
+    text = (
+        f'[instruments.psu]\ndriver = "sim.power_supply"\n[instruments.psu.safe_state]\n{table}\n'
+    )
     with pytest.raises(ConfigError) as caught:
         parse_config(text, source="lab.toml")
     (line,) = str(caught.value).splitlines()
