@@ -42,6 +42,7 @@ from labd.contract.runs import (
     new_run_id,
     utc_text,
 )
+from labd.rings.access import FileAccess
 from labd.rings.finalize import labd_version
 from labd.streams import StreamHub
 from labd.supervisor import InstrumentHandle, State, Supervisor
@@ -80,6 +81,7 @@ class RunBook:
         self._supervisor = supervisor
         self._streams = streams
         self.directory = config.data_dir / DIRECTORY if config.data_dir is not None else None
+        self._access = FileAccess.for_group(config.group)  # as the persisted files
         self._config = config_provenance(config)
         self._versions = versions({spec.driver for spec in config.instruments})
         self._daemon = {
@@ -224,7 +226,9 @@ class RunBook:
         text = record.to_json() + "\n"
         async with self._write_lock:
             try:
-                await trio.to_thread.run_sync(_write_atomically, self.directory, record.id, text)
+                await trio.to_thread.run_sync(
+                    _write_atomically, self._access, self.directory, record.id, text
+                )
             except OSError as e:  # a full disk must not fail the experiment
                 log.error("run %s: record not written to %s: %s", record.id, self.directory, e)
 
@@ -248,7 +252,8 @@ class RunBook:
                     f" going; found at the start of the next one, {utc_text(time.time())}"
                 )
                 try:
-                    _write_atomically(self.directory, record.id, record.to_json() + "\n")
+                    text = record.to_json() + "\n"
+                    _write_atomically(self._access, self.directory, record.id, text)
                 except OSError as e:
                     log.error("%s: cannot mark it interrupted: %s", path, e)
                 log.warning("run %s (%r) was interrupted", record.id, record.name)
@@ -279,11 +284,12 @@ def _json_value(value: ParameterValue) -> ParameterValue:
     return value
 
 
-def _write_atomically(directory: Path, run_id: str, text: str) -> None:
-    directory.mkdir(parents=True, exist_ok=True)
+def _write_atomically(access: FileAccess, directory: Path, run_id: str, text: str) -> None:
+    access.make_dirs(directory)
     # A leading dot: pandas, pyarrow and globs of *.json never see a half-written file.
     tmp = directory / f".{run_id}.json.tmp"
-    with tmp.open("w") as f:
+    fd = access.create_file(tmp, os.O_WRONLY | os.O_TRUNC)
+    with os.fdopen(fd, "w") as f:
         f.write(text)
         f.flush()
         os.fsync(f.fileno())

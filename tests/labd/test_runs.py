@@ -403,6 +403,7 @@ def test_a_daemon_killed_mid_run_leaves_it_interrupted(tmp_path: Path) -> None:
         time.sleep(1.0)  # readings of the run reach the files
         stored = tmp_path / "data" / "_runs" / f"{run.id}.json"
         assert RunRecord.from_json(stored.read_text()).outcome == "running"
+        assert stored.stat().st_mode & 0o777 == 0o600  # as private as the persisted files
         first.process.kill()
         first.process.wait()
         lab.close()
