@@ -315,6 +315,7 @@ class Run:
                 self.memory_bytes = self._host.memory.data_len(store)
         if self._exports is not None:
             self._cleanup(*self._exports, stdout, stderr)
+            self._exports = None  # a finished run keeps no store (its memory) alive
 
     def _cleanup(
         self,
@@ -368,7 +369,9 @@ class Run:
     def _note(self, level: LogLevel, text: str) -> None:
         """A line of labd's own about this run: in its log (guest or Trio thread) and the daemon's."""
         log.log(
-            logging.ERROR if level is LogLevel.ERROR else logging.INFO,
+            {LogLevel.ERROR: logging.ERROR, LogLevel.WARN: logging.WARNING}.get(
+                level, logging.INFO
+            ),
             "%s run %d: %s",
             self.script.label,
             self.id,
