@@ -63,11 +63,18 @@ def check(target: object, name: str, value: object, parameters: list[Parameter] 
             f"this instrument has no parameters; a safe state sets parameters or the"
             f" set-points {', '.join(SETPOINTS)}"
         )
-    if parameters is not None:
-        try:
-            parameter_value(find(parameters, name, "this instrument"), value)
-        except InvalidRequest as e:
-            raise InvalidRequest(f"{e} (or a set-point: {', '.join(SETPOINTS)})") from None
+    if parameters is None:
+        return
+    try:
+        parameter = find(parameters, name, "this instrument")
+    except InvalidRequest as e:
+        raise InvalidRequest(
+            f"{e}; a safe state sets parameters or the set-points {', '.join(SETPOINTS)}:"
+            " fix the name or remove it"
+        ) from None
+    if not parameter.writable:
+        raise InvalidRequest(f"{name} is read-only, so no safe state can set it; remove it")
+    parameter_value(parameter, value)
 
 
 Resolver = Callable[[str, type[Any]], object]

@@ -148,6 +148,7 @@ def test_a_scan_is_a_table_for_the_clients_and_labd_run(daemon: LabdProcess) -> 
         ('voltage = "3 A"', "safe_state.voltage: voltage: '3 A' is a current"),
         ('output = "maybe"', "safe_state.output: output: expected true or false"),
         ("position = 0", "safe_state.position: position needs an instrument that is Movable"),
+        ("protection_tripped = false", "protection_tripped is read-only"),
     ],
 )
 def test_a_bad_safe_state_is_one_line_naming_file_and_key(table: str, message: str) -> None:
