@@ -70,7 +70,7 @@ RUN_ID = re.compile(r"^\d{8}T\d{6}-[0-9a-f]{8}$")
 
 
 def write_config(root: Path) -> Path:
-    (root / "data").mkdir(parents=True, exist_ok=True)
+    root.mkdir(parents=True, exist_ok=True)
     config = root / "lab.toml"
     config.write_text(LAB.format(data_dir=root / "data"))
     return config
