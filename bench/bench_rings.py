@@ -230,12 +230,15 @@ def frames_ring(rings: RingSet, name: str, batch: pa.RecordBatch, rate: float, r
     )
 
 
-def persister_flat_out(rings: RingSet, data_dir: Path, name: str, n: int) -> tuple[float, Path]:
+def persister_flat_out(
+    rings: RingSet, data_dir: Path, name: str, n: int
+) -> tuple[float, float, Path]:
     """Bytes/s of the persister writing ``n`` frames with always more waiting in the ring
     (the producer keeps it 8 frames short of a lap), timed to the end of ``close`` (the
     data synced); and the closed segment, left unfinalized. A first lap of the ring, not
     timed, warms the persister's mapping of it, as in any acquisition past its first
-    seconds (a slot's first read costs a page fault per 4 KiB)."""
+    seconds (a slot's first read costs a page fault per 4 KiB). Also the CPU seconds per
+    frame of the whole process (the producer's appends included)."""
     batch = frame(1)
     slots = 64
     ring = frames_ring(rings, name, batch, slots, 1.0)
@@ -251,18 +254,18 @@ def persister_flat_out(rings: RingSet, data_dir: Path, name: str, n: int) -> tup
     while persisted() < slots:
         time.sleep(0.001)
     warm = p.status()[0].bytes
-    t0 = time.perf_counter()
+    t0, cpu = time.perf_counter(), time.process_time()
     for seq in range(slots + 1, slots + n + 1):
         while seq - persisted() >= slots - 8:
             time.sleep(0.0005)
         ring.append(seq, batch)
     p.close()
-    elapsed = time.perf_counter() - t0
+    elapsed, cpu = time.perf_counter() - t0, time.process_time() - cpu
     (status,) = p.status()
     assert status.lost == 0 and status.batches == slots + n, status
     ring.close()
     (segment,) = persisted_files(p.stream_directory(name))
-    return (status.bytes - warm) / elapsed, segment
+    return (status.bytes - warm) / elapsed, cpu / n, segment
 
 
 def persister(rings: RingSet, data_dir: Path, seconds: float, rate: float):
@@ -323,7 +326,7 @@ def persister_figures(rings: RingSet, data_dir: Path, seconds: float, rounds: in
         before = direct_floor(data_dir, chunk, total)
         if segment is not None:
             shutil.rmtree(segment.parent.parent.parent.parent, ignore_errors=True)
-        speed, segment = persister_flat_out(rings, data_dir / f"flat{r}", f"bench/flat{r}", n)
+        speed, cpu, segment = persister_flat_out(rings, data_dir / f"flat{r}", f"bench/flat{r}", n)
         after = direct_floor(data_dir, chunk, total)
         dd = dd_floor(data_dir, chunk, total // 2)
         floor = max((before + after) / 2, dd)
@@ -334,7 +337,8 @@ def persister_figures(rings: RingSet, data_dir: Path, seconds: float, rounds: in
             f"round {r + 1}: disk floor {floor / 1e6:.0f} MB/s (O_DIRECT before/after "
             f"{before / 1e6:.0f}/{after / 1e6:.0f}, dd-like buffered + fdatasync "
             f"{dd / 1e6:.0f}); persister flat out, 512 MiB of 8 MiB frames after a lap of "
-            f"the ring: {speed / 1e6:.0f} MB/s: ratio {speed / floor:.2f}x (target >= 0.9x)"
+            f"the ring: {speed / 1e6:.0f} MB/s: ratio {speed / floor:.2f}x (target >= 0.9x); "
+            f"CPU {cpu * 1e3:.1f} ms per frame"
         )
     print(
         f"persister / disk floor over {rounds} rounds: {min(ratios):.2f}-{max(ratios):.2f}x "
