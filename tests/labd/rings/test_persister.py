@@ -7,6 +7,7 @@ import resource
 import signal
 import subprocess
 import sys
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -23,6 +24,7 @@ from labd.rings import (
     finalize_segment,
     persisted_files,
     read_stream_file,
+    tail_stream_file,
 )
 from labd.rings.ipc_segment import finish
 from labd.rings.writer import RingWriter
@@ -225,7 +227,7 @@ def test_frames_are_written_with_o_direct_and_finished_into_an_ipc_file_in_place
     ring_root: Path, tmp_path: Path
 ) -> None:
     # 1 MiB and more per batch: O_DIRECT, and a frame that ends inside a disk block.
-    shape = (701, 513)
+    shape = (1001, 601)
     with RingSet("lab", root=ring_root, max_bytes=64 << 20) as rings:
         ring = big_frames_ring(rings, shape)
         persister = Persister(tmp_path, "run1")
@@ -237,6 +239,9 @@ def test_frames_are_written_with_o_direct_and_finished_into_an_ipc_file_in_place
                 ring_batches.append(reader.get(seq).copy())
         live = persister.status()[0].file
         assert live is not None and live.name == "_part-000001.arrows"
+        while persister.status()[0].batches < 12:
+            threading.Event().wait(0.005)
+        assert live.stat().st_size % 4096 == 0, "whole blocks, written with O_DIRECT"
         persister.close()
         (status,) = persister.status()
     assert (status.batches, status.lost, status.error) == (12, 0, None)
@@ -284,3 +289,31 @@ def test_a_frames_segment_finished_but_not_renamed_is_read_and_finalized_again(
     assert done is not None and done.path is not None and done.batches == 5
     assert list(read_stream_file(done.path)) == before
     assert [s for s, _ in before] == list(range(1, 6))
+
+
+def test_a_frames_segment_is_tailed_across_the_padding_of_its_last_block(
+    ring_root: Path, tmp_path: Path
+) -> None:
+    shape = (1001, 601)  # O_DIRECT: each frame's last block is padded until the next
+    with RingSet("lab", root=ring_root, max_bytes=64 << 20) as rings:
+        ring = big_frames_ring(rings, shape)
+        persister = Persister(tmp_path, "run1", finalize=False)
+        persister.follow(ring)
+        ring.append(1, frame_batch(1, shape))
+        directory = persister.stream_directory("camera/frames")
+        while persister.status()[0].batches < 1:
+            threading.Event().wait(0.005)
+        seen: list[int] = []
+        tail = threading.Thread(
+            target=lambda: seen.extend(
+                s for s, _ in tail_stream_file(persisted_files(directory)[0])
+            )
+        )
+        tail.start()
+        for seq in range(2, 9):
+            threading.Event().wait(0.05)  # the tail waits at the padding meanwhile
+            ring.append(seq, frame_batch(seq, shape))
+        persister.close()
+        tail.join(timeout=10)
+    assert not tail.is_alive()
+    assert seen == list(range(1, 9))
