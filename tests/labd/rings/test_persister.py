@@ -4,6 +4,7 @@ import contextlib
 import logging
 import os
 import resource
+import shutil
 import signal
 import subprocess
 import sys
@@ -317,3 +318,31 @@ def test_a_frames_segment_is_tailed_across_the_padding_of_its_last_block(
         tail.join(timeout=10)
     assert not tail.is_alive()
     assert seen == list(range(1, 9))
+
+
+def test_a_frames_segment_left_open_ends_at_its_last_frame_and_is_finalized(
+    ring_root: Path, tmp_path: Path
+) -> None:
+    shape = (1001, 601)
+    with RingSet("lab", root=ring_root, max_bytes=64 << 20) as rings:
+        ring = big_frames_ring(rings, shape)
+        persister = Persister(tmp_path / "data", "run1", finalize=False)
+        persister.follow(ring)
+        for seq in range(1, 6):
+            ring.append(seq, frame_batch(seq, shape))
+        while persister.status()[0].batches < 5:
+            threading.Event().wait(0.005)
+        live = persister.status()[0].file
+        assert live is not None
+        # The file as a SIGKILL now would leave it: its last block padded with zeros.
+        left = tmp_path / "left" / "camera" / "frames" / "run0" / live.name
+        left.parent.mkdir(parents=True)
+        shutil.copyfile(live, left)
+        persister.close()
+    assert left.stat().st_size % 4096 == 0
+    reader = pa.ipc.open_stream(pa.memory_map(str(left)))  # plain pyarrow: the zeros end it
+    assert reader.read_all().column("labd_seq").to_pylist() == list(range(1, 6))
+    assert [s for s, _ in read_stream_file(left)] == list(range(1, 6))
+    done = finalize_segment(left)
+    assert done is not None and done.path is not None and done.batches == 5
+    assert pa.ipc.open_file(str(done.path)).num_record_batches == 5
