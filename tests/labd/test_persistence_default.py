@@ -73,12 +73,22 @@ def wait_for_files(data_dir: Path, count: int = 1, timeout: float = 30) -> None:
         time.sleep(0.1)
 
 
+def wait_for_batches(daemon: DaemonProcess, *streams: str, timeout: float = 30) -> None:
+    """Until each of ``streams`` has a batch on disk."""
+    deadline = time.monotonic() + timeout
+    while not all(
+        any(p.stream == s and p.batches for p in data_info(daemon).persisted) for s in streams
+    ):
+        assert time.monotonic() < deadline, daemon.log_text()
+        time.sleep(0.1)
+
+
 def test_the_default_data_dir_is_under_xdg_data_home(tmp_path: Path, data_home: Path) -> None:
     with spawn_daemon(lab(tmp_path), workdir=tmp_path) as daemon:
         info = data_info(daemon)
         assert info.data_dir == data_home / "labd"
         assert info.disk_quota > 0  # a tenth of the disk
-        wait_for_files(data_home / "labd")
+        wait_for_batches(daemon, "camera/frames", "stage/position")
     assert daemon.process.returncode == 0, daemon.log_text()
     files = persisted(data_home / "labd")
     assert any(p.match(f"camera/frames/{info.run_id}/part-000001.arrow") for p in files), files
