@@ -423,10 +423,13 @@ class Run:
         return self._failure("trap", f"{kind}: {_first_line(trap.message)}")
 
     def _status_failure(self, status: int) -> ScriptFailed | None:
-        if status == 0:
-            return None
+        # A run stopped by its deadline or a cancel ended that way, whatever run() returned
+        # (a guest that shrugs off E_CANCELLED and returns 0 has not succeeded: its
+        # instruments still get their safe state).
         if self._control.stop_reason is not None:
             return self._failure(self._control.stop_reason)
+        if status == 0:
+            return None
         last = self._host.last_error
         if status < 0:
             try:

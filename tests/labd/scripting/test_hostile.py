@@ -249,6 +249,25 @@ def test_a_wasi_sleep_is_cancellable_and_bounded_by_the_deadline() -> None:
     trio.run(main)
 
 
+# Sleeps until told to stop, then claims success anyway.
+SHRUG = module("sleep_ms", body="(drop (call $sleep_ms (i32.const 60000))) (i32.const 0)")
+
+
+def test_a_guest_that_returns_0_after_its_deadline_has_not_succeeded() -> None:
+    async def main() -> None:
+        async with sim_lab() as lab, script_engine(lab) as engine:
+            await expect_failure(engine, SHRUG, "deadline", limits=RunLimits(deadline_s=0.2))
+            await engine.store.upload("shrug", SHRUG)
+            run = engine.start("shrug")
+            await trio.sleep(0.1)
+            run.cancel()
+            with pytest.raises(ScriptFailed) as failed:
+                await run.wait()
+            assert failed.value.code == "cancelled" and run.state is RunState.CANCELLED
+
+    trio.run(main)
+
+
 LOG_SPAM = module(
     "log",
     extra='(data (i32.const 0) "spam")',
