@@ -17,7 +17,7 @@ import logging
 import math
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import numpy as np
@@ -100,40 +100,42 @@ class Daemon:
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Run until cancelled; ``started`` once every instrument made its first attempt."""
-        with self._data_services():
-            async with trio.open_nursery() as nursery:
-                await nursery.start(loopwatch.LoopWatch().run)
-                # Subscribed before the supervisor starts, followed once the rings are open:
-                # each instrument's first "ready" is recorded, into its ring and files.
-                states = self.supervisor.subscribe_states()
-                await nursery.start(self.supervisor.run)
-                await nursery.start(self.scripts.run)
-                await nursery.start(self.runs.run)
-                await self._open_rings()
-                nursery.start_soon(
-                    parameters.record_when_ready, self.supervisor, states, self.parameters
-                )
-                nursery.start_soon(self.parameters.follow_calls)
-                assert self.rings is not None
-                nursery.start_soon(self.rings.keep_alive)
-                if self.retention is not None:
-                    await nursery.start(self.retention.run)
-                for loop in self._loops:
-                    nursery.start_soon(loop)
-                if os.environ.get(TRACEMALLOC_ENV):
-                    nursery.start_soon(trace_allocations, os.environ[TRACEMALLOC_ENV])
-                for handle in self.supervisor.handles():
-                    why = f" ({handle.reason})" if handle.reason else ""
-                    log.info("%s [%s]: %s%s", handle.name, handle.driver, handle.state.value, why)
-                aio.freeze_long_lived()
-                task_status.started()
+        async with self._data_services(), trio.open_nursery() as nursery:
+            await nursery.start(loopwatch.LoopWatch().run)
+            # Subscribed before the supervisor starts, followed once the rings are open:
+            # each instrument's first "ready" is recorded, into its ring and files.
+            states = self.supervisor.subscribe_states()
+            await nursery.start(self.supervisor.run)
+            await nursery.start(self.scripts.run)
+            await nursery.start(self.runs.run)
+            await self._open_rings()
+            nursery.start_soon(
+                parameters.record_when_ready, self.supervisor, states, self.parameters
+            )
+            nursery.start_soon(self.parameters.follow_calls)
+            assert self.rings is not None
+            nursery.start_soon(self.rings.keep_alive)
+            if self.retention is not None:
+                await nursery.start(self.retention.run)
+            for loop in self._loops:
+                nursery.start_soon(loop)
+            if os.environ.get(TRACEMALLOC_ENV):
+                nursery.start_soon(trace_allocations, os.environ[TRACEMALLOC_ENV])
+            for handle in self.supervisor.handles():
+                why = f" ({handle.reason})" if handle.reason else ""
+                log.info("%s [%s]: %s%s", handle.name, handle.driver, handle.state.value, why)
+            aio.freeze_long_lived()
+            task_status.started()
 
-    @contextlib.contextmanager
-    def _data_services(self) -> Iterator[None]:
+    @contextlib.asynccontextmanager
+    async def _data_services(self) -> AsyncIterator[None]:
         """Rings, and the persister with its retention unless persistence is off, for this run.
 
         Closed in reverse order: the persister finishes its files from the rings before the
         rings are removed, and the run stays marked live until its files are finished.
+        Finishing takes seconds for a big frames segment (bench/README.md "Finalizing
+        segments"): in a worker thread, shielded from the shutdown's cancellation, so the
+        loop keeps answering meanwhile.
         """
         config = self.config
         memory = config.ring_memory_bytes
@@ -143,7 +145,7 @@ class Daemon:
             max_bytes=default_ring_memory() if memory is None else memory,
             file_group=config.group,
         )
-        with contextlib.ExitStack() as stack:
+        async with contextlib.AsyncExitStack() as stack:
             stack.callback(self.rings.close)
             if config.data_dir is not None:
                 self.retention = stack.enter_context(
@@ -160,7 +162,7 @@ class Daemon:
                     rotate_bytes=segment_bytes(self.retention.quota),
                     file_group=config.group,
                 )
-                stack.callback(self.persister.close)
+                stack.push_async_callback(_in_thread_shielded, self.persister.close)
                 log.info(
                     "persisting streams under %s (<stream>/%s/), at most %s (disk_quota)",
                     config.data_dir,
@@ -245,3 +247,8 @@ async def trace_allocations(path: str, every_s: float = 30.0) -> None:
             lines.append(f"{stat.size_diff / 1024:+.1f} KiB, {stat.count_diff:+d} blocks")
             lines += [f"    {frame}" for frame in stat.traceback.format()]
         Path(path).write_text("\n".join(lines) + "\n")
+
+
+async def _in_thread_shielded(fn: Callable[[], object]) -> None:
+    with trio.CancelScope(shield=True):
+        await trio.to_thread.run_sync(fn)
