@@ -65,8 +65,18 @@ class RawBatch:
 def _overlaps(batch: pa.RecordBatch, start: float, end: float) -> bool:
     if batch.num_rows == 0 or "timestamp" not in batch.schema.names:
         return True  # no time to filter by: keep it rather than lose it silently
-    ts = batch.column("timestamp").to_numpy(zero_copy_only=False)
+    column = batch.column("timestamp")
+    if pa.types.is_timestamp(column.type):  # a finalized file's own schema: to seconds
+        seconds = (
+            column.cast(pa.int64()).to_numpy(zero_copy_only=False)
+            / _UNITS_PER_SECOND[column.type.unit]
+        )
+        return bool(np.nanmin(seconds) <= end and np.nanmax(seconds) >= start)
+    ts = column.to_numpy(zero_copy_only=False)
     return bool(np.nanmin(ts) <= end and np.nanmax(ts) >= start)
+
+
+_UNITS_PER_SECOND = {"s": 1.0, "ms": 1e3, "us": 1e6, "ns": 1e9}
 
 
 FileReader = Callable[[Path, int, float, float], Iterator[tuple[int, T]]]

@@ -128,3 +128,15 @@ def test_replay_raw_gives_the_same_batches_as_stored_bytes(ring_root: Path, tmp_
             for seq in range(36, 36 + reader.capacity):
                 ring.append(seq, reading_batch(seq))
             assert not newest.still_valid()
+
+
+def test_a_time_range_selects_batches_with_utc_timestamps_too() -> None:
+    # Finalized files carry timestamp[ns, UTC]; the ring carries float seconds.
+    from labd.rings.replay import _overlaps
+
+    ns = pa.array([int(T0 * 1e9), int((T0 + 0.5) * 1e9)]).cast(pa.timestamp("ns", tz="UTC"))
+    utc = pa.record_batch([ns], names=["timestamp"])
+    seconds = pa.record_batch([pa.array([T0, T0 + 0.5])], names=["timestamp"])
+    for batch in (utc, seconds):
+        assert _overlaps(batch, T0 + 0.25, T0 + 1)
+        assert not _overlaps(batch, T0 + 1, T0 + 2)
