@@ -114,6 +114,7 @@ def default_data_dir() -> Path:
     base = Path(xdg) if os.path.isabs(xdg) else Path(os.path.expanduser("~/.local/share"))
     return base / "labd"
 
+
 #: Units of driver parameters, for quantity strings ("20 ms"): those named with a unit
 #: suffix (``timeout_s``, ``wavelength_nm``) by :data:`UNIT_SUFFIXES`, the others here, as
 #: each driver's page in docs/drivers/ gives them.
