@@ -287,10 +287,10 @@ def calls_native(path: str, meter: CpuMeter) -> CallFigures:
 
 def calls_labd(path: str, meter: CpuMeter) -> CallFigures:
     async def main() -> CallFigures:
-        from labd.client.link import open_link
         from labd.client.remote import REMOTES
+        from labd.client.session import open_session
 
-        async with open_link(path) as link:
+        async with open_session(path) as link:
             readable = REMOTES["Readable"][1](link, link.bootstrap.cast_as(_s.Readable))
             for _ in range(200):
                 await readable.read()

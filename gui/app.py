@@ -14,8 +14,8 @@ from collections.abc import Callable
 
 import dearpygui.dearpygui as dpg
 
-from gui.link import Link
 from gui.model import Connection, InstrumentInfo, LabModel, Update
+from gui.network import NetworkThread
 from gui.panels import Clock, InstrumentPanel, SectionView
 from gui.scripts_panel import ScriptsPanel
 from gui.timetravel import TimeTravel
@@ -35,7 +35,7 @@ class GuiApp:
     """The window: status line, time-travel bar, instrument panels."""
 
     def __init__(
-        self, link: Link, model: LabModel, title: str = "labd", *, local_rings: bool = True
+        self, link: NetworkThread, model: LabModel, title: str = "labd", *, local_rings: bool = True
     ) -> None:
         self.link = link
         self.model = model

@@ -10,8 +10,8 @@ import dearpygui.dearpygui as dpg
 
 from gui.actions import ActionRunner
 from gui.app import GuiApp
-from gui.link import Link
 from gui.model import LabModel
+from gui.network import NetworkThread
 
 log = logging.getLogger("labd.gui")
 
@@ -37,7 +37,7 @@ def run_gui(
             print(f"labd gui: {exc}", file=sys.stderr)
             return 2
     model = LabModel()
-    link = Link(model, address, token=token, tls_ca=tls_ca)
+    link = NetworkThread(model, address, token=token, tls_ca=tls_ca)
     app = GuiApp(link, model, title=title, local_rings=local_rings)
     app.build()
     if runner is not None:

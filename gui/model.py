@@ -1,7 +1,7 @@
 """What the network thread hands to the render loop: a lock-protected mailbox.
 
 The render loop must never wait on the network, and pycapnp objects must never leave
-the network thread (docs/architecture.md, measured facts). So the network side (:mod:`gui.link`) only ever
+the network thread (docs/architecture.md, measured facts). So the network side (:mod:`gui.network`) only ever
 *puts* plain values here — instrument infos, the newest frame per stream, reading
 arrays, results of commands as closures — and the render loop *takes* them once per
 frame with :meth:`LabModel.take`, holding the lock for a few dictionary swaps.

@@ -2,7 +2,7 @@
 
 Widgets get stable tags (``"<instrument>.<section>.<control>"``, e.g. ``stage.motion.go``)
 so that the test hook (:mod:`gui.actions`) can set values and press buttons through the
-very callbacks a user triggers. Every command goes out through :class:`gui.link.Link`
+very callbacks a user triggers. Every command goes out through :class:`gui.network.NetworkThread`
 and its result comes back on the UI thread; a refused command shows its error message
 on the panel, it never raises into the render loop.
 """
@@ -22,8 +22,8 @@ from capabilities.parameters import find
 from gui import colormaps, settings
 from gui.controls import Section, sections_for, unknown_capabilities
 from gui.imaging import Rendered, render
-from gui.link import Link
 from gui.model import InstrumentInfo
+from gui.network import NetworkThread
 from gui.textures import DoubleBufferedTexture
 from gui.traces import History, minmax_per_column
 from labd.client import Lab, Parameters
@@ -76,7 +76,7 @@ class SectionView:
         """Widgets on the panel's state line (built before :meth:`build`)."""
 
     @property
-    def link(self) -> Link:
+    def link(self) -> NetworkThread:
         return self.panel.link
 
     def build(self) -> None:
@@ -426,7 +426,7 @@ class SettingsView(SectionView):
 
     A long-running operation on the network thread watches the instrument's parameter
     changes and then lists and reads every parameter (the same order as the state watch
-    in :mod:`gui.link`, so no change falls between reading and watching); every change,
+    in :mod:`gui.network`, so no change falls between reading and watching); every change,
     whoever made it (CLI, a script, another client), comes back to the row as it happens.
     The watch ends with the connection and is started again at the next poll. Row tags are
     ``<instrument>.settings.<parameter>`` (the widget), ``...<parameter>.set`` (its Set
@@ -968,7 +968,11 @@ class InstrumentPanel:
     """The whole panel of one instrument: header with state, then its sections."""
 
     def __init__(
-        self, info: InstrumentInfo, link: Link, parent: int | str, texture_registry: int | str
+        self,
+        info: InstrumentInfo,
+        link: NetworkThread,
+        parent: int | str,
+        texture_registry: int | str,
     ) -> None:
         self.info = info
         self.name = info.name

@@ -1,6 +1,6 @@
 """The Scripts panel: pick a script file, run it on the daemon, watch its log and results.
 
-All the work happens on the network thread (:class:`gui.link.Link`): compiling the file
+All the work happens on the network thread (:class:`gui.network.NetworkThread`): compiling the file
 (in a worker thread there — a Rust or C script takes seconds), uploading, starting the
 run and following its log. The panel only holds plain values — the run's id, lines, the
 outcome — and a command like Cancel is a fresh network operation that finds the run by
@@ -24,7 +24,7 @@ from typing import Any
 import dearpygui.dearpygui as dpg
 import trio
 
-from gui.link import Link
+from gui.network import NetworkThread
 from labd.client import Lab
 from labd.client.scripts import LogEntry, RunInfo, ScriptResult, Scripts, load_module
 
@@ -72,7 +72,7 @@ def parse_fields(path: str, name: str, args: str, grants: str) -> RunRequest:
 class ScriptsPanel:
     """One script at a time: its file, arguments, grants, the run's state, log and results."""
 
-    def __init__(self, link: Link, parent: int | str) -> None:
+    def __init__(self, link: NetworkThread, parent: int | str) -> None:
         self.link = link
         self.run_id: int | None = None
         self.info: RunInfo | None = None

@@ -31,8 +31,8 @@ import numpy as np
 import pyarrow as pa
 
 from capabilities import Frame
-from gui.link import Link
 from gui.model import Connection, LabModel
+from gui.network import NetworkThread
 from gui.panels import HISTORY_S, CameraView, Clock, ReadingView, SectionView
 from gui.traces import History
 from labd.client import Lab
@@ -46,7 +46,7 @@ class Host(Protocol):
     """What time travel needs of the GUI around it (:class:`gui.app.GuiApp` is one); a
     protocol, so that this module does not import the app that imports it."""
 
-    link: Link
+    link: NetworkThread
     model: LabModel
     clock: Clock
 

@@ -10,7 +10,7 @@ from typing import Any
 import trio
 
 from labd.aio import aio
-from labd.client.link import Link
+from labd.client.session import ClientSession
 
 
 async def _deliver(send: trio.MemorySendChannel[Any], item: Any) -> None:
@@ -25,7 +25,7 @@ class _Feed:
     a remote Subscription to cancel, and the connection's loss turned into an error."""
 
     def __init__(
-        self, link: Link, open_remote: Callable[[Any], Any], server: Callable[..., Any]
+        self, link: ClientSession, open_remote: Callable[[Any], Any], server: Callable[..., Any]
     ) -> None:
         self._link = link
         self._open_remote = open_remote

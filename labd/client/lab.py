@@ -22,7 +22,6 @@ from labd.aio import to_trio
 from labd.client.bulk import BulkReader, BulkUnavailable
 from labd.client.errors import ConnectionLost
 from labd.client.feed import _deliver, _Feed
-from labd.client.link import Link, open_link
 from labd.client.parameters import Parameters
 from labd.client.remote import REMOTES
 from labd.client.replay import (
@@ -34,6 +33,7 @@ from labd.client.replay import (
     replay_table,
 )
 from labd.client.scripts import Scripts
+from labd.client.session import ClientSession, open_session
 from labd.contract import schema
 from labd.contract.address import default_socket_path, parse_address, read_token, token_path_for
 from labd.contract.bulk import BULK_UNAVAILABLE
@@ -105,7 +105,7 @@ class _Sink(_s.BatchSink.Server):  # type: ignore[misc]
     that makes the daemon skip to the latest batch instead of queueing)."""
 
     def __init__(
-        self, nursery: trio.Nursery, send: trio.MemorySendChannel[Any], link: Link
+        self, nursery: trio.Nursery, send: trio.MemorySendChannel[Any], link: ClientSession
     ) -> None:
         self._nursery = nursery
         self._send = send
@@ -180,7 +180,7 @@ class StateWatch(_Feed):
 
 
 class Revoker:
-    def __init__(self, link: Link, cap: Any) -> None:
+    def __init__(self, link: ClientSession, cap: Any) -> None:
         self._link = link
         self._cap = cap
 
@@ -191,7 +191,7 @@ class Revoker:
 class Instrument:
     """One instrument (possibly a restricted view of one). Its capabilities are typed."""
 
-    def __init__(self, link: Link, cap: Any, name: str | None = None) -> None:
+    def __init__(self, link: ClientSession, cap: Any, name: str | None = None) -> None:
         self._link = link
         self._cap = cap
         self.name = name
@@ -272,7 +272,7 @@ class Instrument:
 class Lab:
     """The whole lab, as unlocked with the daemon's token."""
 
-    def __init__(self, link: Link, cap: Any) -> None:
+    def __init__(self, link: ClientSession, cap: Any) -> None:
         self._link = link
         self._cap = cap
 
@@ -392,7 +392,9 @@ class Run:
     """A run this client opened: ``async with lab.run(name, **metadata) as run``;
     :attr:`id` is known inside the block."""
 
-    def __init__(self, link: Link, owner: Any, name: str, metadata: dict[str, object]) -> None:
+    def __init__(
+        self, link: ClientSession, owner: Any, name: str, metadata: dict[str, object]
+    ) -> None:
         self._link = link
         self._owner = owner
         self.name = name
@@ -433,7 +435,9 @@ def _describe(exc: object) -> str:
 class _RunReplay(Replay):
     """A :class:`Replay` of the batches a run covers (``Lab.replayRun``)."""
 
-    def __init__(self, link: Link, lab_cap: Any, run_id: str, stream: str, **options: int) -> None:
+    def __init__(
+        self, link: ClientSession, lab_cap: Any, run_id: str, stream: str, **options: int
+    ) -> None:
         super().__init__(link, lab_cap, stream, 0.0, 0.0, **options)
         self._run_id = run_id
 
@@ -446,7 +450,7 @@ class _RunReplay(Replay):
 
 
 def _subscribe(
-    link: Link,
+    link: ClientSession,
     cap: Any,
     stream: str,
     max_rate: float,
@@ -512,7 +516,7 @@ async def connect(
     to trust for ``tls://``.
     """
     address = resolve_address(address)
-    async with open_link(address, tls_ca=tls_ca, server_hostname=server_hostname) as link:
+    async with open_session(address, tls_ca=tls_ca, server_hostname=server_hostname) as link:
         secret = resolve_token(address, token, token_file)
         bootstrap = link.bootstrap
         result = await link.call(lambda: bootstrap.unlock(secret))
@@ -529,7 +533,7 @@ async def redeem(
 ) -> AsyncIterator[Instrument]:
     """Connect with a sharing token (no lab token needed) and get the shared instrument."""
     address = resolve_address(address)
-    async with open_link(address, tls_ca=tls_ca, server_hostname=server_hostname) as link:
+    async with open_session(address, tls_ca=tls_ca, server_hostname=server_hostname) as link:
         bootstrap = link.bootstrap
         result = await link.call(lambda: bootstrap.redeem(share_token))
         instrument = Instrument(link, result.instrument)

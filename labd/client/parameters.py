@@ -16,7 +16,7 @@ from capabilities import Parameter, ParameterValue
 from capabilities.parameters import ParameterChange, find
 from labd.aio import to_trio
 from labd.client.feed import _deliver, _Feed
-from labd.client.link import Link
+from labd.client.session import ClientSession
 from labd.contract import convert, schema
 
 if TYPE_CHECKING:
@@ -28,7 +28,7 @@ _s: Any = schema.load()
 class RemoteConfigurable:
     """The ``Configurable`` capability over the wire (what ``inst.get(Configurable)`` gives)."""
 
-    def __init__(self, link: Link, cap: Any) -> None:
+    def __init__(self, link: ClientSession, cap: Any) -> None:
         self._link = link
         self._cap = cap
 

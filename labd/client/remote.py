@@ -17,15 +17,15 @@ from typing import Any
 from capabilities import Frame
 from capabilities.declarations import CapabilityDecl, MethodDecl, declared
 from labd import records
-from labd.client.link import Link
 from labd.client.parameters import RemoteConfigurable
+from labd.client.session import ClientSession
 from labd.contract import convert, schema
 
 _s: Any = schema.load()
 
 
 class _Remote:
-    def __init__(self, link: Link, cap: Any) -> None:
+    def __init__(self, link: ClientSession, cap: Any) -> None:
         self._link = link
         self._cap = cap
 

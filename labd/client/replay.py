@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from labd.client.link import Link
+from labd.client.session import ClientSession
 from labd.rings.layout import SEQ_METADATA_KEY
 
 CHUNK_BYTES = 8 << 20
@@ -117,7 +117,7 @@ class Replay:
 
     def __init__(
         self,
-        link: Link,
+        link: ClientSession,
         lab_cap: Any,
         stream: str,
         start: float,

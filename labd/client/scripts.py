@@ -33,8 +33,8 @@ import trio
 
 from labd.aio import to_trio
 from labd.client.feed import _Feed
-from labd.client.link import Link
 from labd.client.portal import BlockingSubscription, _Handle
+from labd.client.session import ClientSession
 from labd.contract import schema
 
 _s: Any = schema.load()
@@ -141,7 +141,7 @@ class RunLog(_Feed):
 class RunHandle:
     """One run on the daemon. Dropping the handle leaves the run alone."""
 
-    def __init__(self, link: Link, cap: Any) -> None:
+    def __init__(self, link: ClientSession, cap: Any) -> None:
         self._link = link
         self._cap = cap
 
@@ -183,7 +183,7 @@ class RunHandle:
 class Scripts:
     """The daemon's script engine (``await lab.scripts()``)."""
 
-    def __init__(self, link: Link, cap: Any) -> None:
+    def __init__(self, link: ClientSession, cap: Any) -> None:
         self._link = link
         self._cap = cap
 

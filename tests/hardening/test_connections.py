@@ -31,7 +31,7 @@ from capabilities import PermissionDenied, Readable
 from labd import aio
 from labd.client import ConnectionLost, NoDaemon, connect, connect_blocking
 from labd.client.errors import ConnectionClosed
-from labd.client.link import open_link
+from labd.client.session import open_session
 from labd.contract import schema
 from labd.rpc import sockets
 from tests.hardening.conftest import LabdProcess, start_labd
@@ -298,7 +298,7 @@ def test_two_hundred_honest_clients_at_once_all_get_in(shared_daemon: LabdProces
 
 async def guess(address: str, outcomes: list[str], attempts: int = 1000) -> None:
     """Wrong lab and sharing tokens, in turn, on one connection until it is closed."""
-    async with open_link(address) as link:
+    async with open_session(address) as link:
         for attempt in range(attempts):
             try:
                 if attempt % 2:

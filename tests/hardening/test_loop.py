@@ -17,7 +17,7 @@ import trio
 
 from labd import aio
 from labd.client import connect, connect_blocking
-from labd.client.link import open_link
+from labd.client.session import open_session
 from labd.contract import schema
 from labd.contract.errors import WireError
 from tests.hardening.conftest import LabdProcess, start_labd
@@ -87,7 +87,7 @@ def test_thousands_of_failing_subscribers_during_a_scan_leave_the_daemon_serving
                 scripts = await lab.scripts()
                 await scripts.upload("scan-results", SCAN_RESULTS)
                 await scripts.run("scan-results")
-                async with open_link(daemon.address) as link:
+                async with open_session(daemon.address) as link:
                     bootstrap = link.bootstrap
                     raw_lab = (await link.call(lambda: bootstrap.unlock(daemon.token))).lab
                     opened = 0

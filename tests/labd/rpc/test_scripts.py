@@ -13,7 +13,7 @@ import trio
 from capabilities import InvalidRequest, Movable, PermissionDenied, Readable
 from labd import aio
 from labd.client import connect, connect_blocking
-from labd.client.link import open_link
+from labd.client.session import open_session
 from labd.contract import schema
 from labd.scripting import ScriptFailed, ScriptInvalid
 from tests.labd.rpc.conftest import LabdProcess
@@ -251,7 +251,7 @@ def test_a_restricted_instrument_holder_cannot_reach_the_engine(
 
     async def main() -> None:
         s: Any = schema.load()
-        async with open_link(labd_daemon.address) as link:
+        async with open_session(labd_daemon.address) as link:
             bootstrap = link.bootstrap
             instrument = (await link.call(lambda: bootstrap.redeem(token))).instrument
             # The Instrument capability is not a Lab, whatever it is cast to.

@@ -23,7 +23,7 @@ NOT_TLS = {"WRONG_VERSION_NUMBER", "RECORD_LAYER_FAILURE", "PACKET_LENGTH_TOO_LO
 something else (a plain labd port answers a TLS hello with a Cap'n Proto Abort)."""
 
 
-class Link:
+class ClientSession:
     """A live connection: the bootstrap capability, a nursery for client-side servers
     (subscription sinks), and what to tell callers once the daemon is gone."""
 
@@ -76,9 +76,9 @@ class Link:
 
 
 @contextlib.asynccontextmanager
-async def open_link(
+async def open_session(
     address: str | Address, *, tls_ca: str | None = None, server_hostname: str | None = None
-) -> AsyncIterator[Link]:
+) -> AsyncIterator[ClientSession]:
     """Connect to ``address``; raises :class:`~labd.client.errors.NoDaemon` if nothing answers."""
     addr = parse_address(address) if isinstance(address, str) else address
     ssl_context = client_tls_context(tls_ca) if addr.kind == "tls" else None
@@ -105,7 +105,7 @@ async def open_link(
     client = capnp.TwoPartyClient(stream, traversal_limit_in_words=TRAVERSAL_LIMIT_WORDS)
     try:
         async with trio.open_nursery() as nursery:
-            link = Link(
+            link = ClientSession(
                 addr, nursery, client.bootstrap().cast_as(_s.Bootstrap), ssl_context, hostname
             )
             nursery.start_soon(link._watch, client)

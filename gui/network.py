@@ -2,8 +2,8 @@
 
 Everything that touches pycapnp lives on this thread (capabilities released on another
 thread abort the process, docs/architecture.md, measured facts). The render loop never waits on it: it reads
-what arrived from :class:`gui.model.LabModel` and posts commands with :meth:`Link.submit`
-(or :meth:`Link.call`), whose results come back as closures run on the UI thread.
+what arrived from :class:`gui.model.LabModel` and posts commands with :meth:`NetworkThread.submit`
+(or :meth:`NetworkThread.call`), whose results come back as closures run on the UI thread.
 
 The connection is kept alive: when the daemon goes away the model says so, and the
 link reconnects with back-off, re-subscribing every stream once the daemon is back.
@@ -38,7 +38,7 @@ Failed = Callable[[BaseException], None]
 CONNECTION_ERRORS = (NoDaemon, ConnectionLost, ConnectionError, OSError, FileNotFoundError)
 
 
-class Link:
+class NetworkThread:
     """The GUI's connection to one daemon, run on its own thread."""
 
     def __init__(
