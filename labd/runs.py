@@ -20,6 +20,7 @@ import logging
 import math
 import os
 import platform
+import re
 import socket
 import sys
 import time
@@ -65,6 +66,15 @@ instrument is recorded with ``parameters_error`` instead of holding up the run."
 
 DEFAULT_CONFIG_SOURCE = "<default simulated lab>"
 
+KEPT_IN_MEMORY = 1000
+"""Finished runs the daemon keeps in memory (the newest; every open one besides). A daemon
+that runs scripts around the clock for weeks would otherwise grow by every record (tens of
+KiB each: its parameters, its log's tail; the soak, bench/README.md "Soak"). Older ones
+are read from their files when asked for by id; ``labd runs`` lists the kept ones."""
+
+_RUN_ID = re.compile(r"[0-9]{8}T[0-9]{6}-[0-9a-f]{8,64}")
+_STILL_RUNNING = f',"outcome":"{RUNNING}",'
+
 
 class RunBook:
     """The runs of one daemon: in memory, and in ``<data_dir>/runs/`` when it persists."""
@@ -103,13 +113,20 @@ class RunBook:
         return [self._records[k] for k in sorted(self._records)]
 
     def get(self, run_id: str) -> RunRecord:
-        try:
-            return self._records[run_id]
-        except KeyError:
+        record = self._records.get(run_id)
+        if record is None and self.directory is not None and _RUN_ID.fullmatch(run_id):
+            with contextlib.suppress(OSError, ValueError, TypeError):
+                record = RunRecord.from_json((self.directory / f"{run_id}.json").read_text())
+        if record is None:
             where = f" in {self.directory}" if self.directory is not None else ""
-            raise InvalidRequest(
-                f"no run {run_id!r}{where}; `labd runs` lists the runs there are"
-            ) from None
+            raise InvalidRequest(f"no run {run_id!r}{where}; `labd runs` lists the runs there are")
+        return record
+
+    def _forget_old(self) -> None:
+        """Keep the open runs and the newest :data:`KEPT_IN_MEMORY` finished ones."""
+        finished = [k for k in sorted(self._records) if self._records[k].outcome != RUNNING]
+        for run_id in finished[: max(0, len(finished) - KEPT_IN_MEMORY)]:
+            del self._records[run_id]
 
     # -- recording -------------------------------------------------------------------
 
@@ -152,6 +169,7 @@ class RunBook:
             else:
                 seqs.last = last
         await self._write(record)
+        self._forget_old()
         log.info("run %s (%r) ended: %s%s", record.id, record.name, outcome, _why(error))
 
     def record_script(self, run: Run, who: str) -> RunRecord:
@@ -239,8 +257,11 @@ class RunBook:
             return
         for leftover in self.directory.glob(".*.tmp"):
             leftover.unlink(missing_ok=True)
-        for path in sorted(self.directory.glob("*.json")):
+        paths = sorted(self.directory.glob("*.json"))
+        for index, path in enumerate(paths):
             try:
+                if index < len(paths) - KEPT_IN_MEMORY and not _still_running(path):
+                    continue  # old and ended: read from its file if asked for
                 record = RunRecord.from_json(path.read_text())
             except (OSError, ValueError, TypeError) as e:
                 log.warning("%s: not a run record (%s); left as it is", path, e)
@@ -258,6 +279,14 @@ class RunBook:
                     log.error("%s: cannot mark it interrupted: %s", path, e)
                 log.warning("run %s (%r) was interrupted", record.id, record.name)
             self._records[record.id] = record
+        self._forget_old()
+
+
+def _still_running(path: Path) -> bool:
+    """Whether the record at ``path`` says ``running``: its outcome is among its first
+    fields (:class:`RunRecord`), so the head of the file tells without parsing it all."""
+    with path.open("rb") as f:
+        return _STILL_RUNNING.encode() in f.read(16384)
 
 
 async def _read_parameters(handle: InstrumentHandle, entry: dict[str, Any]) -> None:

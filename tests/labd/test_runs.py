@@ -25,7 +25,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from capabilities import Movable
+from capabilities import InvalidRequest, Movable
 from labd import aio
 from labd.cli import runs_cmds
 from labd.client import connect, connect_blocking, redeem_blocking
@@ -432,3 +432,28 @@ def test_without_persistence_runs_are_kept_in_memory(tmp_path: Path) -> None:
         assert lab.replay_run(run.id, "meter/reading").num_rows > 0  # from the ring
     assert record.outcome == "succeeded" and record.daemon["data_dir"] == ""
     assert not (tmp_path / "data" / "_runs").exists()
+
+
+def test_the_run_book_keeps_the_newest_runs_in_memory_and_older_ones_on_disk(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A daemon that runs scripts for weeks must not hold every record it ever made.
+    from labd import runs
+    from labd.contract.runs import RunRecord
+    from labd.rings.access import FileAccess
+
+    monkeypatch.setattr(runs, "KEPT_IN_MEMORY", 2)
+    ids = [f"2026120{day}T000000-0000000{day}" for day in range(1, 6)]
+    for n, run_id in enumerate(ids):
+        outcome = "running" if n == 0 else "succeeded"  # the oldest was cut off by a kill
+        record = RunRecord(id=run_id, name=f"scan {n}", who="lab", started="x", outcome=outcome)
+        (tmp_path / f"{run_id}.json").write_text(record.to_json() + "\n")
+    book = runs.RunBook.__new__(runs.RunBook)
+    book.directory, book._records = tmp_path, {}
+    book._access = FileAccess.for_group(None)
+    book._load()
+    assert [r.id for r in book.list()] == ids[-2:]
+    assert book.get(ids[0]).outcome == "interrupted"  # found, marked, and on disk
+    assert book.get(ids[1]).name == "scan 1"  # read from its file
+    with pytest.raises(InvalidRequest, match=re.escape("no run '../x'")):
+        book.get("../x")
