@@ -269,7 +269,7 @@ async def aio(awaitable: Awaitable[T]) -> T:
     A Trio cancellation cancels the asyncio side; for a pycapnp call that sends a cancel
     to the remote server.
     """
-    future = _as_future(awaitable)
+    future = asyncio.ensure_future(awaitable)
     if future.done():
         return future.result()
     task = trio.lowlevel.current_task()
@@ -294,31 +294,6 @@ async def aio(awaitable: Awaitable[T]) -> T:
     future.add_done_callback(on_done)
     result: T = await trio.lowlevel.wait_task_rescheduled(abort)
     return result
-
-
-_RemotePromise = capnp.lib.capnp._RemotePromise
-
-
-def _as_future(awaitable: Awaitable[T]) -> asyncio.Future[T]:
-    """The asyncio future behind ``awaitable``, for :func:`aio` to wait on.
-
-    A pycapnp call's promise awaits an asyncio future that pycapnp resolves when the reply
-    arrives; taking that future straight out of the promise's ``__await__`` spares the
-    asyncio Task that ``ensure_future`` would wrap around it, and the two extra passes of
-    the loop the Task costs on every call (bench/README.md "RPC").
-    """
-    if type(awaitable) is _RemotePromise:
-        steps = awaitable.__await__()
-        try:
-            pending = steps.send(None)
-        except StopIteration as finished:  # resolved already
-            future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-            future.set_result(finished.value)
-            return future
-        if isinstance(pending, asyncio.Future):
-            return pending
-        raise TypeError(f"a pycapnp promise awaited {pending!r}, not an asyncio future")
-    return asyncio.ensure_future(awaitable)
 
 
 def _consume_result(fut: asyncio.Future[Any]) -> None:
