@@ -95,7 +95,10 @@ class NetworkThread:
             if session is None or lab is None:
                 self._report(failed, ConnectionLost("not connected to a daemon"))
                 return
-            session.start_soon(self._run_op, op, lab, done, failed)
+            try:
+                session.start_soon(self._run_op, op, lab, done, failed)
+            except RuntimeError:  # the session ended (daemon lost) after the check above
+                self._report(failed, ConnectionLost("not connected to a daemon"))
 
         token = self._trio_token
         if token is None:
